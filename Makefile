@@ -1,0 +1,56 @@
+# Latchkey developer commands. `make dev` runs the local stack; `make test` runs every test.
+# Both create the project's virtual environment in .venv/ and install what they need.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .dev/sam
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: dev test unit integration e2e lint sam-validate sam-build bench deps clean config-table
+
+deps: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SAM_VENV)/.installed: tools/sam-requirements.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet -r tools/sam-requirements.txt
+	touch $@
+
+## dev: the local stack in the foreground (Ctrl-C stops it). ARGS="--store memory" / "--persist" / "--port N"
+dev: deps
+	$(BIN)/python -m devstack up $(ARGS)
+
+## test: the whole suite (unit, contract, integration on DynamoDB Local + Kafka mock, e2e, SAM checks)
+test: deps $(SAM_VENV)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: deps
+	$(BIN)/python -m pytest tests/unit tests/contract -m "not integration" $(PYTEST_ARGS)
+
+lint: deps
+	$(BIN)/ruff check layers functions devstack tests bench
+
+sam-validate: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/sam validate --lint
+
+sam-build: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/sam build
+
+config-table: deps
+	$(BIN)/python -m devstack config-table
+
+bench: deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf .aws-sam .pytest_cache

@@ -1,0 +1,101 @@
+"""Configuration: one pydantic settings model read from the environment.
+
+Every field has a description; the README's configuration table is generated from this model
+(``python -m devstack config-table``) and ``tests/unit/test_config_docs.py`` fails when they differ.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class StoreKind(StrEnum):
+    DYNAMODB = "dynamodb"
+    MEMORY = "memory"
+
+
+class KafkaAuth(StrEnum):
+    IAM = "iam"
+    PLAINTEXT = "plaintext"
+
+
+class Settings(BaseSettings):
+    """Latchkey's runtime configuration (environment variables, no prefix)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    issuer: str = Field(
+        "http://127.0.0.1:3000",
+        description="Issuer identifier (RFC 8414 §2): the https URL tokens carry in `iss`; no trailing slash.",
+    )
+    namespace: str = Field("latchkey", description="Namespace written into every published event.")
+    parent_namespace: str = Field("", description="Parent namespace written into every published event.")
+    store: StoreKind = Field(StoreKind.DYNAMODB, description="State backend: `dynamodb` or `memory` (local).")
+    table_name: str = Field("latchkey", description="The single DynamoDB table holding all state.")
+    dynamodb_endpoint: str | None = Field(
+        None, description="DynamoDB endpoint override (DynamoDB Local); unset in AWS."
+    )
+    aws_region: str = Field("us-east-1", description="AWS region for DynamoDB and KMS clients.")
+    kms_key_id: str | None = Field(
+        None, description="KMS key (ARN or alias) that envelope-encrypts private signing keys in AWS."
+    )
+    local_kek: str | None = Field(
+        None,
+        description="Local key-encryption key (base64, 32 bytes) used instead of KMS by the local stack.",
+    )
+    access_token_alg: str = Field("ES256", description="JWS algorithm for access tokens: `ES256` or `RS256`.")
+    signing_algs: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("ES256", "RS256"),
+        description="Algorithms that get a signing key lifecycle (comma separated). RS256 is required by OIDC.",
+    )
+    access_token_ttl: int = Field(3600, description="Longest access or id token lifetime, in seconds.", gt=0)
+    jwks_max_age: int = Field(
+        3600, description="Seconds clients may cache the JWKS (`Cache-Control: max-age`).", gt=0
+    )
+    key_rotation_period: int = Field(
+        30 * 86400, description="Seconds a signing key stays current before the next key replaces it.", gt=0
+    )
+    key_cache_ttl: int = Field(
+        60, description="Seconds a function instance keeps the parsed key set before re-reading it.", ge=0
+    )
+    event_ttl: int = Field(
+        7 * 86400, description="Seconds an outbox row stays in the table after it was written.", gt=0
+    )
+    kafka_bootstrap: str = Field("", description="Kafka bootstrap servers for the event relay.")
+    kafka_topic_prefix: str = Field("", description="Optional topic prefix: topics become `<prefix>.<topic>`.")
+    kafka_auth: KafkaAuth = Field(KafkaAuth.IAM, description="Kafka authentication: `iam` (MSK) or `plaintext`.")
+    kafka_flush_timeout: float = Field(
+        10.0, description="Seconds the relay waits for Kafka to acknowledge a batch before retrying it.", gt=0
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_has_no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or value.endswith("/") or "?" in value or "#" in value:
+            raise ValueError("issuer must be an http(s) URL without query, fragment or trailing slash")
+        return value
+
+    @field_validator("signing_algs", mode="before")
+    @classmethod
+    def _split_algs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("access_token_alg")
+    @classmethod
+    def _known_alg(cls, value: str) -> str:
+        if value not in ("ES256", "RS256"):
+            raise ValueError("access_token_alg must be ES256 or RS256")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,102 @@
+"""API Gateway HTTP API (payload v2) glue shared by every thin handler.
+
+``create_app(Protocol.OAUTH)`` gives a Powertools resolver whose errors are rendered in the route's
+protocol; ``lambda_handler(app)`` wraps ``app.resolve`` in the Powertools decorator stack (structured
+logs with the request id, tracing, metrics) and sets the per-request context.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from .. import context
+from ..errors import LatchkeyError, NotFound, ServerError
+from ..observability import logger, metrics, tracer
+from .render import Protocol, render_error
+
+__all__ = ["Protocol", "create_app", "json_response", "lambda_handler", "header"]
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None,
+                  cache: dict[str, str] | None = None) -> Response:
+    """A JSON response; ``Cache-Control: no-store`` unless ``cache`` says otherwise."""
+    merged = {**(NO_STORE if cache is None else cache), **(headers or {})}
+    return Response(status_code=status, content_type="application/json",
+                    body=json.dumps(body, separators=(",", ":")), headers=merged)
+
+
+def create_app(protocol: Protocol) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver()
+
+    @app.exception_handler(LatchkeyError)
+    def _known(exc: LatchkeyError) -> Response:
+        if exc.status >= 500:
+            logger.error("request failed", extra={"error": exc.error, "detail": exc.detail})
+        elif exc.detail:
+            logger.info("request refused", extra={"error": exc.error, "detail": exc.detail})
+        return render_error(protocol, exc, context.request_id.get())
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unexpected failure")  # the stack goes to the log, never to the client
+        return render_error(protocol, ServerError(), context.request_id.get())
+
+    @app.not_found
+    def _not_found(exc: Exception) -> Response:
+        return render_error(protocol, NotFound(), context.request_id.get())
+
+    return app
+
+
+def header(app: APIGatewayHttpResolver, name: str) -> str | None:
+    """A request header, case-insensitively."""
+    return app.current_event.headers.get(name.lower())
+
+
+def _trace_id(headers: dict[str, str]) -> str:
+    """AccelByte's ``X-Ab-TraceID``, else the W3C ``traceparent`` trace id, else X-Ray's root, else new."""
+    if value := headers.get("x-ab-traceid"):
+        return value[:128]
+    if (value := headers.get("traceparent")) and (match := _TRACEPARENT.match(value.strip())):
+        return match.group(1)
+    if value := headers.get("x-amzn-trace-id"):
+        for part in value.split(";"):
+            if part.strip().startswith("Root="):
+                return part.strip()[5:]
+    return uuid.uuid4().hex
+
+
+def lambda_handler(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point for one route: Powertools decorators around ``app.resolve``."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
+        request_token = context.request_id.set(request_id)
+        trace_token = context.trace_id.set(_trace_id(headers))
+        try:
+            logger.append_keys(request_id=request_id, trace_id=context.trace_id.get())
+            result = app.resolve(event, lambda_context)
+        finally:
+            context.request_id.reset(request_token)
+            context.trace_id.reset(trace_token)
+        result.setdefault("headers", {})["X-Request-Id"] = request_id
+        status = int(result.get("statusCode", 500))
+        metrics.add_metric(name=f"Http{status // 100}xx", unit=MetricUnit.Count, value=1)
+        return result
+
+    return handler

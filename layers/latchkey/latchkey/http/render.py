@@ -1,0 +1,39 @@
+"""Rendering an error in the shape of the route's protocol, in one place (CONVENTIONS §8).
+
+- ``OAUTH``: RFC 6749 §5.2 ``{"error", "error_description"}``; ``invalid_token`` / ``insufficient_scope``
+  carry an RFC 6750 §3 ``WWW-Authenticate: Bearer`` challenge.
+- ``GOVERNOR``: governor's ``{"message", "code"}``.
+
+Every body also carries ``request_id`` (an extension member clients ignore) and every error response
+is ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+
+from aws_lambda_powertools.event_handler import Response
+
+from ..errors import InsufficientScope, InvalidToken, LatchkeyError
+
+
+class Protocol(StrEnum):
+    OAUTH = "oauth"
+    GOVERNOR = "governor"
+
+
+def _bearer_challenge(exc: LatchkeyError) -> str:
+    return f'Bearer realm="latchkey", error="{exc.error}", error_description="{exc.description}"'
+
+
+def render_error(protocol: Protocol, exc: LatchkeyError, request_id: str) -> Response:
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **exc.headers}
+    if isinstance(exc, InvalidToken | InsufficientScope):
+        headers.setdefault("WWW-Authenticate", _bearer_challenge(exc))
+    if protocol is Protocol.GOVERNOR:
+        body = {"message": exc.description, "code": exc.error, "request_id": request_id}
+    else:
+        body = {"error": exc.error, "error_description": exc.description, "request_id": request_id}
+    return Response(status_code=exc.status, content_type="application/json",
+                    body=json.dumps(body, separators=(",", ":")), headers=headers)

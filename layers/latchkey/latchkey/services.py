@@ -1,0 +1,105 @@
+"""Lazily built, cached process singletons: settings, AWS clients, the item store, the key ring.
+
+Nothing is created at import time (CONVENTIONS §7): the first call builds, later calls reuse, so a warm
+Lambda instance keeps its clients and parsed keys. Tests swap parts with :func:`override` and start
+over with :func:`reset`.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+from .config import Settings, StoreKind, get_settings
+from .crypto.envelope import Envelope, KmsEnvelope, LocalEnvelope
+from .signing import ItemKeyStore, KeyRing, RotationPolicy
+from .store import ItemStore
+
+_lock = threading.RLock()
+_cache: dict[str, Any] = {}
+
+
+def _cached(name: str, build: Any) -> Any:
+    with _lock:
+        if name not in _cache:
+            _cache[name] = build()
+        return _cache[name]
+
+
+def override(**parts: Any) -> None:
+    """Replace parts (``settings``, ``item_store``, ``envelope``, ``kms``, ``dynamodb``) for tests/local."""
+    with _lock:
+        _cache.update(parts)
+
+
+def reset() -> None:
+    with _lock:
+        _cache.clear()
+    get_settings.cache_clear()
+
+
+def settings() -> Settings:
+    return _cached("settings", get_settings)
+
+
+def _aws_client(service: str) -> Any:
+    import boto3  # deferred: boto3 import is slow and only some paths need it
+    from botocore.config import Config
+
+    cfg = settings()
+    extra: dict[str, Any] = {}
+    if service == "dynamodb" and cfg.dynamodb_endpoint:
+        extra["endpoint_url"] = cfg.dynamodb_endpoint
+    return boto3.session.Session().client(
+        service, region_name=cfg.aws_region,
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5),
+        **extra)
+
+
+def dynamodb() -> Any:
+    return _cached("dynamodb", lambda: _aws_client("dynamodb"))
+
+
+def kms() -> Any:
+    return _cached("kms", lambda: _aws_client("kms"))
+
+
+def item_store() -> ItemStore:
+    def build() -> ItemStore:
+        cfg = settings()
+        if cfg.store is StoreKind.MEMORY:
+            from .store.memory import MemoryItemStore
+
+            return MemoryItemStore()
+        from .store.dynamodb import DynamoItemStore
+
+        return DynamoItemStore(dynamodb(), cfg.table_name)
+
+    return _cached("item_store", build)
+
+
+def envelope() -> Envelope:
+    def build() -> Envelope:
+        cfg = settings()
+        if cfg.kms_key_id:
+            return KmsEnvelope(kms(), cfg.kms_key_id)
+        if cfg.local_kek:
+            return LocalEnvelope(base64.b64decode(cfg.local_kek))
+        raise RuntimeError("set KMS_KEY_ID (AWS) or LOCAL_KEK (local stack) to protect private keys")
+
+    return _cached("envelope", build)
+
+
+def key_store() -> ItemKeyStore:
+    return _cached("key_store", lambda: ItemKeyStore(item_store()))
+
+
+def key_ring() -> KeyRing:
+    return _cached("key_ring", lambda: KeyRing(key_store(), envelope(), cache_ttl=settings().key_cache_ttl))
+
+
+def rotation_policy() -> RotationPolicy:
+    cfg = settings()
+    return RotationPolicy(rotation_period=cfg.key_rotation_period, jwks_max_age=cfg.jwks_max_age,
+                          max_token_ttl=cfg.access_token_ttl)

@@ -1,0 +1,205 @@
+"""DynamoDB implementation of :class:`~latchkey.store.ItemStore` (low-level client, one table).
+
+Single writes use the conditional ``PutItem``/``UpdateItem``/``DeleteItem``; several writes use
+``TransactWriteItems`` so that a state change and its outbox rows commit together.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from . import (
+    GSI1PK,
+    GSI1SK,
+    PK,
+    SK,
+    All,
+    AnyOf,
+    AttrMissing,
+    Check,
+    Compare,
+    Condition,
+    ConditionFailed,
+    Delete,
+    Exists,
+    Item,
+    NotExists,
+    Operation,
+    Put,
+    Update,
+    WriteConflict,
+    check_batch,
+)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; Latchkey stores only integers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if hasattr(value, "value") and type(value).__name__ == "Binary":
+        return bytes(value.value)
+    return value
+
+
+def serialize(item: Item) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in item.items()}
+
+
+def deserialize(image: dict[str, Any]) -> Item:
+    return {name: _plain(_deserializer.deserialize(value)) for name, value in image.items()}
+
+
+class _Expression:
+    """Builds an expression with ``#n``/``:v`` placeholders."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attr: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attr
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = _serializer.serialize(value)
+        return placeholder
+
+    def condition(self, condition: Condition) -> str:
+        if isinstance(condition, Exists):
+            return f"attribute_exists({self.name(PK)})"
+        if isinstance(condition, NotExists):
+            return f"attribute_not_exists({self.name(PK)})"
+        if isinstance(condition, AttrMissing):
+            return f"attribute_not_exists({self.name(condition.attr)})"
+        if isinstance(condition, Compare):
+            return f"{self.name(condition.attr)} {condition.op} {self.value(condition.value)}"
+        if isinstance(condition, All | AnyOf):
+            joiner = " AND " if isinstance(condition, All) else " OR "
+            return "(" + joiner.join(self.condition(c) for c in condition.conditions) + ")"
+        raise TypeError(f"unknown condition {condition!r}")
+
+    def into(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.names:
+            params["ExpressionAttributeNames"] = self.names
+        if self.values:
+            params["ExpressionAttributeValues"] = self.values
+        return params
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {PK: {"S": pk}, SK: {"S": sk}}
+
+
+class DynamoItemStore:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get(self, pk: str, sk: str) -> Item | None:
+        answer = self._client.get_item(TableName=self._table, Key=_key(pk, sk), ConsistentRead=True)
+        return deserialize(answer["Item"]) if "Item" in answer else None
+
+    def query(self, pk: str, *, sk_prefix: str | None = None, index: str | None = None,
+              limit: int | None = None, forward: bool = True) -> list[Item]:
+        if index not in (None, "gsi1"):
+            raise ValueError(f"unknown index {index!r}")
+        pk_attr, sk_attr = (GSI1PK, GSI1SK) if index else (PK, SK)
+        expr = _Expression()
+        condition = f"{expr.name(pk_attr)} = {expr.value(pk)}"
+        if sk_prefix is not None:
+            condition += f" AND begins_with({expr.name(sk_attr)}, {expr.value(sk_prefix)})"
+        params: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": condition,
+                                  "ScanIndexForward": forward}
+        if index:
+            params["IndexName"] = index
+        else:
+            params["ConsistentRead"] = True
+        expr.into(params)
+        items: list[Item] = []
+        while True:
+            if limit is not None:
+                params["Limit"] = limit - len(items)
+            answer = self._client.query(**params)
+            items.extend(deserialize(raw) for raw in answer.get("Items", []))
+            if "LastEvaluatedKey" not in answer or (limit is not None and len(items) >= limit):
+                return items
+            params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def write(self, *operations: Operation) -> None:
+        check_batch(operations)
+        requests = [self._request(op) for op in operations]
+        try:
+            if len(requests) == 1:
+                kind, params = requests[0]
+                call = {"Put": self._client.put_item, "Update": self._client.update_item,
+                        "Delete": self._client.delete_item}.get(kind)
+                if call is None:  # a lone Check is a read
+                    self._client.transact_write_items(TransactItems=[{kind: params}])
+                else:
+                    call(**params)
+            else:
+                self._client.transact_write_items(TransactItems=[{kind: p} for kind, p in requests])
+        except ClientError as exc:
+            raise _translate(exc, single=len(requests) == 1) from exc
+
+    def _request(self, op: Operation) -> tuple[str, dict[str, Any]]:
+        expr = _Expression()
+        params: dict[str, Any] = {"TableName": self._table}
+        if isinstance(op, Put):
+            kind = "Put"
+            params["Item"] = serialize(op.item)
+        elif isinstance(op, Delete):
+            kind = "Delete"
+            params["Key"] = _key(op.pk, op.sk)
+        elif isinstance(op, Check):
+            kind = "ConditionCheck"
+            params["Key"] = _key(op.pk, op.sk)
+        else:
+            kind = "Update"
+            params["Key"] = _key(op.pk, op.sk)
+            clauses = []
+            if op.set:
+                clauses.append("SET " + ", ".join(f"{expr.name(k)} = {expr.value(v)}" for k, v in op.set.items()))
+            if op.add:
+                clauses.append("ADD " + ", ".join(f"{expr.name(k)} {expr.value(v)}" for k, v in op.add.items()))
+            if op.remove:
+                clauses.append("REMOVE " + ", ".join(expr.name(k) for k in op.remove))
+            if not clauses:
+                raise ValueError("an update must change something")
+            params["UpdateExpression"] = " ".join(clauses)
+        if op.condition is not None:
+            params["ConditionExpression"] = expr.condition(op.condition)
+        return kind, expr.into(params)
+
+
+def _translate(exc: ClientError, *, single: bool) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return ConditionFailed(None)
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        for index, reason in enumerate(reasons):
+            if reason.get("Code") == "ConditionalCheckFailed":
+                return ConditionFailed(None if single else index)
+        if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
+            return WriteConflict(str(exc))
+    if code == "TransactionConflictException":
+        return WriteConflict(str(exc))
+    return exc
