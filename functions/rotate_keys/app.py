@@ -12,5 +12,6 @@ def handler(event, context):
                             services.rotation_policy())
     for name in ("created", "activated", "retired", "removed"):
         metrics.add_metric(name=f"Keys{name.capitalize()}", unit="Count", value=len(getattr(report, name)))
-    logger.info("key rotation step", extra=vars(report))
+    # Nested: the report's "created" would collide with logging.LogRecord.created (KeyError).
+    logger.info("key rotation step", extra={"rotation": vars(report)})
     return vars(report)

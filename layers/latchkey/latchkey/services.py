@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings, StoreKind, get_settings
 from .crypto.envelope import Envelope, KmsEnvelope, LocalEnvelope
 from .signing import ItemKeyStore, KeyRing, RotationPolicy
 from .store import ItemStore
+
+if TYPE_CHECKING:
+    from .clients import ClientStore
+    from .users import UserStore
 
 _lock = threading.RLock()
 _cache: dict[str, Any] = {}
@@ -103,3 +107,21 @@ def rotation_policy() -> RotationPolicy:
     cfg = settings()
     return RotationPolicy(rotation_period=cfg.key_rotation_period, jwks_max_age=cfg.jwks_max_age,
                           max_token_ttl=cfg.access_token_ttl)
+
+
+def secret_hash_key() -> bytes:
+    from . import secret_hashing
+
+    return _cached("secret_hash_key", lambda: secret_hashing.load_or_create(item_store(), envelope()))
+
+
+def client_store() -> ClientStore:
+    from .clients import ItemClientStore
+
+    return _cached("client_store", lambda: ItemClientStore(item_store()))
+
+
+def user_store() -> UserStore:
+    from .users import ItemUserStore
+
+    return _cached("user_store", lambda: ItemUserStore(item_store()))

@@ -1,0 +1,79 @@
+"""OAuth clients (governor's "apps"), stored one item per client.
+
+The secret is never stored: only its keyed hash (:mod:`latchkey.crypto.secrets`). Field names follow
+governor's JSON (``client_id``, ``name``, ``url``, ``redirect_uri``) and RFC 7591 client metadata for
+what OAuth adds (``redirect_uris``, ``grant_types``, ``scope``, ``token_endpoint_auth_method`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .store import ENTITY, GSI1PK, GSI1SK, PK, SK, ConditionFailed, Exists, ItemStore, NotExists, Operation, Put
+
+CLIENTS_INDEX_PK = "CLIENTS"
+
+
+class Client(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str
+    name: str
+    url: str = ""
+    redirect_uri: str = ""
+    redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ()
+    response_types: tuple[str, ...] = ()
+    scope: str = Field("", description="Space-delimited scopes the client may be granted.")
+    token_endpoint_auth_method: str = "client_secret_basic"
+    secret_hash: str | None = None
+    created_at: int
+    updated_at: int
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+    def to_item(self) -> dict[str, Any]:
+        return {PK: f"CLIENT#{self.client_id}", SK: "CLIENT", ENTITY: "client", GSI1PK: CLIENTS_INDEX_PK,
+                GSI1SK: f"{self.created_at:012d}#{self.client_id}", **self.model_dump(mode="json")}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Client:
+        return cls.model_validate({k: v for k, v in item.items() if k in cls.model_fields})
+
+
+class ClientExists(Exception):
+    pass
+
+
+class ClientStore(Protocol):
+    def get(self, client_id: str) -> Client | None: ...
+
+    def create(self, client: Client, *, also: Sequence[Operation] = ()) -> None: ...
+
+    def replace(self, client: Client, *, also: Sequence[Operation] = ()) -> None: ...
+
+
+class ItemClientStore:
+    def __init__(self, items: ItemStore) -> None:
+        self._items = items
+
+    def get(self, client_id: str) -> Client | None:
+        item = self._items.get(f"CLIENT#{client_id}", "CLIENT")
+        return Client.from_item(item) if item else None
+
+    def create(self, client: Client, *, also: Sequence[Operation] = ()) -> None:
+        """Store a new client; ``also`` (e.g. outbox events) commits in the same transaction."""
+        try:
+            self._items.write(Put(client.to_item(), condition=NotExists()), *also)
+        except ConditionFailed as exc:
+            if exc.index in (None, 0):
+                raise ClientExists(client.client_id) from exc
+            raise
+
+    def replace(self, client: Client, *, also: Sequence[Operation] = ()) -> None:
+        self._items.write(Put(client.to_item(), condition=Exists()), *also)
