@@ -12,7 +12,9 @@ app = create_app(Protocol.GOVERNOR)
 def get_jwks():
     document = jwks()
     if document.not_modified(header(app, "If-None-Match")):
-        return Response(status_code=304, headers=document.headers())
+        # RFC 9110 §15.4.5: a 304 repeats the validators and caching headers, not the content type.
+        headers = {k: v for k, v in document.headers().items() if k != "Content-Type"}
+        return Response(status_code=304, headers=headers)
     return Response(status_code=200, body=document.body, headers=document.headers())
 
 
