@@ -44,13 +44,15 @@ def main() -> None:
     for alg in ("ES256", "RS256"):
         key = ring.signing_key(alg)
         tokens[alg] = jws.sign(claims, key=key.private, kid=key.kid, alg=alg)
-        results.append(measure(f"sign {alg} JWT", lambda k=key, a=alg: jws.sign(claims, key=k.private, kid=k.kid, alg=a)))
+        results.append(measure(f"sign {alg} JWT",
+                               lambda k=key, a=alg: jws.sign(claims, key=k.private, kid=k.kid, alg=a)))
         results.append(measure(f"verify {alg} JWT", lambda a=alg: jws.verify(
             tokens[a], ring.verification_keys(), issuer=ISS, audience="api")))
     hash_key = bytes(32)
     secret = secrets.new_secret("cs")
     stored = secrets.keyed_hash(hash_key, secret)
-    results.append(measure("verify client secret (HMAC-SHA256)", lambda: secrets.verify_keyed_hash(hash_key, secret, stored)))
+    results.append(measure("verify client secret (HMAC-SHA256)",
+                           lambda: secrets.verify_keyed_hash(hash_key, secret, stored)))
     results.append(measure("render JWKS (4 keys)", lambda: jwks_document(ring.published_jwks(), max_age=3600)))
     results.append(measure("generate ES256 key", lambda: keys.generate("ES256"), runs=3))
 

@@ -1,4 +1,4 @@
-"""GET /api/oauth/openid-configuration: the authorization server metadata (RFC 8414 / OpenID Connect Discovery 1.0)."""
+"""GET /api/oauth/openid-configuration: governor's route to the same discovery metadata."""
 
 from latchkey.discovery import metadata_document
 from latchkey.http import Protocol, create_app, json_response, lambda_handler

@@ -1,4 +1,4 @@
-"""GET /.well-known/oauth-authorization-server: the authorization server metadata (RFC 8414 / OpenID Connect Discovery 1.0)."""
+"""GET /.well-known/oauth-authorization-server: authorization server metadata (RFC 8414)."""
 
 from latchkey.discovery import metadata_document
 from latchkey.http import Protocol, create_app, json_response, lambda_handler

@@ -1,4 +1,4 @@
-"""GET /.well-known/openid-configuration: the authorization server metadata (RFC 8414 / OpenID Connect Discovery 1.0)."""
+"""GET /.well-known/openid-configuration: OpenID Provider metadata (OpenID Connect Discovery 1.0 §4)."""
 
 from latchkey.discovery import metadata_document
 from latchkey.http import Protocol, create_app, json_response, lambda_handler

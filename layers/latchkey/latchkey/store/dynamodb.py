@@ -30,7 +30,6 @@ from . import (
     NotExists,
     Operation,
     Put,
-    Update,
     WriteConflict,
     check_batch,
 )
