@@ -82,6 +82,9 @@ class KafkaPublisher:
         self._producer.flush(timeout)
         return [bool(ok) for ok in outcome]
 
+    def close(self, timeout: float) -> None:
+        self._producer.flush(timeout)
+
 
 def publisher(settings: Settings) -> KafkaPublisher:
     """One producer per configuration per process, re-created after a fatal (idempotence) error."""
@@ -91,3 +94,12 @@ def publisher(settings: Settings) -> KafkaPublisher:
         if found is None or found.fatal:
             found = _publishers[key] = KafkaPublisher(producer_config(settings))
         return found
+
+
+def close_publishers(timeout: float = 1.0) -> None:
+    """Flush and drop every cached producer (the local stack calls this when it stops)."""
+    with _lock:
+        found = list(_publishers.values())
+        _publishers.clear()
+    for publisher_ in found:
+        publisher_.close(timeout)
