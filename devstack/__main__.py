@@ -96,6 +96,14 @@ def cmd_emit_test_event(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_table(args: argparse.Namespace) -> int:
+    from devstack.config_docs import README, write_readme
+
+    changed = write_readme()
+    print(f"{README.name}: configuration table {'updated' if changed else 'already up to date'}")
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m devstack", description="Latchkey's local stack.")
@@ -131,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
     emit.add_argument("--user-id", default="", help="the event's userId and Kafka key (default: random)")
     _state_dir_option(emit)
     emit.set_defaults(run=cmd_emit_test_event)
+
+    table = commands.add_parser("config-table", help="regenerate README.md's configuration table")
+    table.set_defaults(run=cmd_config_table)
     return root
 
 
