@@ -262,11 +262,11 @@ class Stack:
             "",
             "Try:",
             f"  curl -s {self.url}/.well-known/openid-configuration",
-            f"  python -m devstack consume{state_arg}    # events as JSON lines (Ctrl-C to stop)",
+            f"  .venv/bin/python -m devstack consume{state_arg}    # events as JSON lines (Ctrl-C to stop)",
             f"  kcat -b {kafka} -C -t {topic_name('oauthToken', opts.topic_prefix)}",
         ]
         if opts.store == "dynamodb":
-            lines.append(f"  python -m devstack emit-test-event{state_arg}    # a test event via the outbox")
+            lines.append(f"  .venv/bin/python -m devstack emit-test-event{state_arg}    # a test event via the outbox")
         lines += [f"  (settings for other tools: {state}/{STACK_ENV})", "", "Ctrl-C stops everything.", ""]
         return "\n".join(lines)
 
