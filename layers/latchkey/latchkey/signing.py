@@ -18,7 +18,7 @@ each private key is decrypted and parsed at most once per process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as evolve
 from enum import StrEnum
@@ -96,8 +96,8 @@ class KeyStore(Protocol):
 
     def load(self) -> KeySet: ...
 
-    def apply(self, alg: str, version: int, *, add: list[KeyRecord] = (),  # type: ignore[assignment]
-              replace: list[KeyRecord] = (), remove: list[str] = ()) -> None:  # type: ignore[assignment]
+    def apply(self, alg: str, version: int, *, add: Sequence[KeyRecord] = (),
+              replace: Sequence[KeyRecord] = (), remove: Sequence[str] = ()) -> None:
         """Change one algorithm's set atomically if its version is still ``version``."""
         ...
 
@@ -118,8 +118,8 @@ class ItemKeyStore:
         versions = {r["alg"]: r["version"] for r in rows if r[SK].startswith("VERSION#")}
         return KeySet(keys=keys, versions=versions)
 
-    def apply(self, alg: str, version: int, *, add: list[KeyRecord] = (),  # type: ignore[assignment]
-              replace: list[KeyRecord] = (), remove: list[str] = ()) -> None:  # type: ignore[assignment]
+    def apply(self, alg: str, version: int, *, add: Sequence[KeyRecord] = (),
+              replace: Sequence[KeyRecord] = (), remove: Sequence[str] = ()) -> None:
         guard = NotExists() if version == 0 else attr_eq("version", version)
         ops: list[Any] = [Update(KEYS_PARTITION, f"VERSION#{alg}", set={"alg": alg, "version": version + 1,
                                                                       ENTITY: "signing_key_version"},
@@ -159,7 +159,8 @@ def new_key(alg: str, status: KeyStatus, envelope: Envelope, now: int) -> KeyRec
 
 
 def plan_rotation(keyset: KeySet, alg: str, policy: RotationPolicy, now: int,
-                  make_key: Callable[[KeyStatus], KeyRecord]) -> tuple[list, list, list, RotationReport]:
+                  make_key: Callable[[KeyStatus], KeyRecord],
+                  ) -> tuple[list[KeyRecord], list[KeyRecord], list[str], RotationReport]:
     """Decide one algorithm's step: (add, replace, remove, report). Pure apart from ``make_key``."""
     report = RotationReport()
     add: list[KeyRecord] = []
