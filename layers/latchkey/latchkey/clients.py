@@ -18,6 +18,9 @@ CLIENTS_INDEX_PK = "CLIENTS"
 
 
 class Client(BaseModel):
+    """A stored client: the metadata of :class:`~latchkey.client_metadata.ClientMetadata` plus what the
+    server manages (id, secret hash, logo, registration token hash, timestamps)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     client_id: str
@@ -29,9 +32,25 @@ class Client(BaseModel):
     response_types: tuple[str, ...] = ()
     scope: str = Field("", description="Space-delimited scopes the client may be granted.")
     token_endpoint_auth_method: str = "client_secret_basic"
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    id_token_signed_response_alg: str = "RS256"
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    access_token_ttl: int | None = None
     secret_hash: str | None = None
+    logo: str = Field("", description="A tiny base64 PNG preview (governor's `logo`).")
+    logo_etag: str = ""
+    registration_access_token_hash: str | None = None
     created_at: int
     updated_at: int
+
+    @property
+    def public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def all_redirect_uris(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(((self.redirect_uri,) if self.redirect_uri else ()) + self.redirect_uris))
 
     @property
     def scopes(self) -> frozenset[str]:

@@ -18,13 +18,14 @@ from .store import ItemStore
 
 if TYPE_CHECKING:
     from .clients import ClientStore
+    from .denylist import Denylist
     from .users import UserStore
 
 _lock = threading.RLock()
 _cache: dict[str, Any] = {}
 
 
-def _cached(name: str, build: Any) -> Any:
+def cached(name: str, build: Any) -> Any:
     with _lock:
         if name not in _cache:
             _cache[name] = build()
@@ -44,7 +45,7 @@ def reset() -> None:
 
 
 def settings() -> Settings:
-    return _cached("settings", get_settings)
+    return cached("settings", get_settings)
 
 
 def _aws_client(service: str) -> Any:
@@ -62,11 +63,11 @@ def _aws_client(service: str) -> Any:
 
 
 def dynamodb() -> Any:
-    return _cached("dynamodb", lambda: _aws_client("dynamodb"))
+    return cached("dynamodb", lambda: _aws_client("dynamodb"))
 
 
 def kms() -> Any:
-    return _cached("kms", lambda: _aws_client("kms"))
+    return cached("kms", lambda: _aws_client("kms"))
 
 
 def item_store() -> ItemStore:
@@ -80,7 +81,7 @@ def item_store() -> ItemStore:
 
         return DynamoItemStore(dynamodb(), cfg.table_name)
 
-    return _cached("item_store", build)
+    return cached("item_store", build)
 
 
 def envelope() -> Envelope:
@@ -92,15 +93,15 @@ def envelope() -> Envelope:
             return LocalEnvelope(base64.b64decode(cfg.local_kek))
         raise RuntimeError("set KMS_KEY_ID (AWS) or LOCAL_KEK (local stack) to protect private keys")
 
-    return _cached("envelope", build)
+    return cached("envelope", build)
 
 
 def key_store() -> ItemKeyStore:
-    return _cached("key_store", lambda: ItemKeyStore(item_store()))
+    return cached("key_store", lambda: ItemKeyStore(item_store()))
 
 
 def key_ring() -> KeyRing:
-    return _cached("key_ring", lambda: KeyRing(key_store(), envelope(), cache_ttl=settings().key_cache_ttl))
+    return cached("key_ring", lambda: KeyRing(key_store(), envelope(), cache_ttl=settings().key_cache_ttl))
 
 
 def rotation_policy() -> RotationPolicy:
@@ -112,16 +113,26 @@ def rotation_policy() -> RotationPolicy:
 def secret_hash_key() -> bytes:
     from . import secret_hashing
 
-    return _cached("secret_hash_key", lambda: secret_hashing.load_or_create(item_store(), envelope()))
+    return cached("secret_hash_key", lambda: secret_hashing.load_or_create(item_store(), envelope()))
 
 
 def client_store() -> ClientStore:
     from .clients import ItemClientStore
 
-    return _cached("client_store", lambda: ItemClientStore(item_store()))
+    return cached("client_store", lambda: ItemClientStore(item_store()))
 
 
 def user_store() -> UserStore:
     from .users import ItemUserStore
 
-    return _cached("user_store", lambda: ItemUserStore(item_store()))
+    return cached("user_store", lambda: ItemUserStore(item_store()))
+
+
+def denylist() -> Denylist:
+    from .denylist import ItemDenylist
+
+    return cached("denylist", lambda: ItemDenylist(item_store()))
+
+
+def is_revoked(jti: str) -> bool:
+    return denylist().is_revoked(jti)
