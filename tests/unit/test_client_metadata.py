@@ -53,6 +53,8 @@ def test_refused_redirect_uris(uri, reason):
     ({"name": "App", "token_endpoint_auth_method": "none"}, "public client"),
     ({"name": "App", "scope": "a\tb"}, "scope"),
     ({"name": "App", "access_token_ttl": 10}, "access_token_ttl"),
+    ({"name": "App", "redirect_uris": 5}, "redirect_uris"),
+    ({"name": "App", "redirect_uris": [5]}, "redirect_uris"),
     ({"name": "App", "access_token_ttl": "3600"}, "access_token_ttl"),
     ({"name": "App", "id_token_signed_response_alg": "none"}, "RS256 or ES256"),
 ])

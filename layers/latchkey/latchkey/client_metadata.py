@@ -190,8 +190,11 @@ def parse_metadata(data: Any) -> ClientMetadata:
     ``invalid_client_metadata``, with a description naming the first offending field."""
     if not isinstance(data, dict):
         raise InvalidClientMetadata("The request body must be a JSON object.")
-    for uri in [data.get("redirect_uri")] + list(data.get("redirect_uris") or []) + \
-            list(data.get("post_logout_redirect_uris") or []):
+    candidates = [data.get("redirect_uri")]
+    for name in ("redirect_uris", "post_logout_redirect_uris"):
+        if isinstance(data.get(name), list):  # other types are refused by the model below
+            candidates += data[name]
+    for uri in candidates:
         if isinstance(uri, str) and uri:
             check_redirect_uri(uri)
     try:
