@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .dev/sam
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test unit integration e2e lint sam-validate sam-build bench deps clean config-table
+.PHONY: dev test unit integration e2e lint sam-validate sam-build bench deps clean config-table admin-bootstrap
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -48,6 +48,11 @@ sam-build: $(SAM_VENV)/.installed
 
 config-table: deps
 	$(BIN)/python -m devstack config-table
+
+## admin-bootstrap: create the first admin client on the deployment the environment names (TABLE_NAME,
+## AWS_REGION, KMS_KEY_ID, AWS credentials) and print its secret once. ARGS="--client-id ID --name NAME"
+admin-bootstrap: deps
+	$(BIN)/python -m latchkey.admin bootstrap $(ARGS)
 
 bench: deps
 	$(BIN)/python -m bench

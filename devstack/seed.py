@@ -11,16 +11,12 @@ import os
 import uuid
 
 from latchkey import clock, services
+from latchkey.apps import ADMIN_SCOPES
 from latchkey.clients import Client
 from latchkey.config import Settings
 from latchkey.crypto.passwords import hash_password, verify_password
 from latchkey.crypto.secrets import keyed_hash, verify_keyed_hash
 from latchkey.users import User
-
-ADMIN_SCOPES = (
-    "gov.user.oauth.app:read gov.user.oauth.app:write gov.user.oauth.user:read gov.user.oauth.user:write "
-    "gov.user.oauth.connection:read gov.user.oauth.connection:write"
-)
 
 
 def seed(settings: Settings) -> dict[str, str]:

@@ -117,3 +117,22 @@ def test_query_on_gsi1(item_store):
     assert [i["pk"] for i in item_store.query("CLIENTS", index="gsi1")] == ["CLIENT#1", "CLIENT#2"]
     with pytest.raises(ValueError, match="unknown index"):
         item_store.query("CLIENTS", index="gsi9")
+
+
+def test_get_many_returns_existing_items_in_key_order_once(item_store):
+    for n in (3, 1, 2):
+        item_store.write(Put(item(f"CLIENT#{n}", "CLIENT", n=n, raw=bytes([n]))))
+    item_store.write(Put(item("CLIENT#1", "LOGO")))
+    keys = [("CLIENT#2", "CLIENT"), ("CLIENT#9", "CLIENT"), ("CLIENT#1", "CLIENT"), ("CLIENT#2", "CLIENT"),
+            ("CLIENT#3", "OTHER")]
+    assert item_store.get_many(keys) == [item("CLIENT#2", "CLIENT", n=2, raw=b"\x02"),
+                                         item("CLIENT#1", "CLIENT", n=1, raw=b"\x01")]
+    assert item_store.get_many([]) == []
+
+
+def test_get_many_reads_more_keys_than_one_batch(item_store):
+    for n in range(130):
+        item_store.write(Put(item(f"P#{n:03d}", v=n)))
+    keys = [(f"P#{n:03d}", "A") for n in range(260)]  # half of them do not exist; > 100 keys per request
+    found = item_store.get_many(list(reversed(keys)))
+    assert [i["v"] for i in found] == list(reversed(range(130)))

@@ -13,6 +13,7 @@ read-then-write). Conditions are a tiny structured language that both backends e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -140,6 +141,11 @@ class ItemStore(Protocol):
     def query(self, pk: str, *, sk_prefix: str | None = None, index: str | None = None,
               limit: int | None = None, forward: bool = True) -> list[Item]:
         """Items of one partition (of the table or of ``index="gsi1"``), sorted by sort key."""
+        ...
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
+        """The items that exist among ``keys`` (``(pk, sk)`` pairs), read strongly consistent, in the
+        order of ``keys``; a key listed twice is read and returned once."""
         ...
 
     def write(self, *operations: Operation) -> None:

@@ -1,11 +1,14 @@
 """DynamoDB implementation of :class:`~latchkey.store.ItemStore` (low-level client, one table).
 
 Single writes use the conditional ``PutItem``/``UpdateItem``/``DeleteItem``; several writes use
-``TransactWriteItems`` so that a state change and its outbox rows commit together.
+``TransactWriteItems`` so that a state change and its outbox rows commit together. Several reads by key
+use ``BatchGetItem`` (retrying the keys it leaves unprocessed).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +36,11 @@ from . import (
     WriteConflict,
     check_batch,
 )
+
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
+BATCH_GET_ATTEMPTS = 8
+BATCH_GET_BACKOFF = 0.025  # seconds before the first retry of unprocessed keys; doubles each time
+BATCH_GET_MAX_BACKOFF = 1.0
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -140,6 +148,28 @@ class DynamoItemStore:
             if "LastEvaluatedKey" not in answer or (limit is not None and len(items) >= limit):
                 return items
             params["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
+        """``BatchGetItem`` in chunks of 100 keys (its limit), strongly consistent. Keys DynamoDB leaves
+        unprocessed (throttling, the 16 MB response cap) are asked for again with exponential backoff."""
+        unique = list(dict.fromkeys((pk, sk) for pk, sk in keys))
+        found: dict[tuple[str, str], Item] = {}
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            pending: list[dict[str, Any]] = [_key(pk, sk) for pk, sk in unique[start:start + BATCH_GET_LIMIT]]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                if attempt:
+                    time.sleep(min(BATCH_GET_MAX_BACKOFF, BATCH_GET_BACKOFF * 2 ** (attempt - 1)))
+                answer = self._client.batch_get_item(RequestItems={
+                    self._table: {"Keys": pending, "ConsistentRead": True}})
+                for raw in answer.get("Responses", {}).get(self._table, []):
+                    item = deserialize(raw)
+                    found[(item[PK], item[SK])] = item
+                pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                if not pending:
+                    break
+            else:
+                raise RuntimeError(f"BatchGetItem left {len(pending)} keys unprocessed after retries")
+        return [found[key] for key in unique if key in found]
 
     def write(self, *operations: Operation) -> None:
         check_batch(operations)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,11 @@ class MemoryItemStore:
             if limit is not None:
                 found = found[:limit]
             return copy.deepcopy(found)
+
+    def get_many(self, keys: Sequence[tuple[str, str]]) -> list[Item]:
+        with self._lock:
+            unique = dict.fromkeys((pk, sk) for pk, sk in keys)
+            return [copy.deepcopy(self._items[key]) for key in unique if key in self._items]
 
     # -- writes --------------------------------------------------------------------------------------
     def write(self, *operations: Operation) -> None:
