@@ -93,7 +93,12 @@ def test_missing_scope_is_insufficient_scope_with_challenge(ring):
     assert 'scope="gov.user.oauth.app:write"' in refused.value.headers["WWW-Authenticate"]
 
 
+def test_a_token_is_revoked_once_even_when_revocations_race(ring):
+    assert services.denylist().revoke("jti-1", 4_000_000_000) is True
+    assert services.denylist().revoke("jti-1", 4_000_000_000) is False
+
+
 def test_denylist_rows_expire_with_the_token(ring):
-    services.denylist().revoke("old-jti", 1)
+    assert services.denylist().revoke("old-jti", 1) is True
     assert services.is_revoked("old-jti") is False
     assert services.is_revoked("never-seen") is False

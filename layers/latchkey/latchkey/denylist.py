@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from . import clock
-from .store import ENTITY, PK, SK, TTL_ATTRIBUTE, ItemStore, Operation, Put
+from .store import ENTITY, PK, SK, TTL_ATTRIBUTE, Compare, ConditionFailed, ItemStore, NotExists, Operation, Put, any_of
 
 
 class Denylist(Protocol):
     def revoke_op(self, jti: str, expires_at: int) -> Operation: ...
 
-    def revoke(self, jti: str, expires_at: int, *, also: Sequence[Operation] = ()) -> None: ...
+    def revoke(self, jti: str, expires_at: int, *, also: Sequence[Operation] = ()) -> bool: ...
 
     def is_revoked(self, jti: str) -> bool: ...
 
@@ -26,12 +26,22 @@ class ItemDenylist:
         self._items = items
 
     def revoke_op(self, jti: str, expires_at: int) -> Operation:
+        """The denylist write; it fails while the ``jti`` is already denied, so a token is revoked (and
+        announced) once even when two revocations race."""
         return Put({PK: f"REVOKED#{jti}", SK: "REVOKED", ENTITY: "revoked_token", "jti": jti,
-                    TTL_ATTRIBUTE: expires_at})
+                    TTL_ATTRIBUTE: expires_at},
+                   condition=any_of(NotExists(), Compare(TTL_ATTRIBUTE, "<=", clock.now())))
 
-    def revoke(self, jti: str, expires_at: int, *, also: Sequence[Operation] = ()) -> None:
-        """Deny ``jti`` until ``expires_at``; ``also`` (e.g. the revocation event) commits with it."""
-        self._items.write(self.revoke_op(jti, expires_at), *also)
+    def revoke(self, jti: str, expires_at: int, *, also: Sequence[Operation] = ()) -> bool:
+        """Deny ``jti`` until ``expires_at``; ``also`` (e.g. the revocation event) commits with it.
+        False, with nothing written, when the token was already revoked."""
+        try:
+            self._items.write(self.revoke_op(jti, expires_at), *also)
+        except ConditionFailed as exc:
+            if exc.index in (None, 0):
+                return False
+            raise
+        return True
 
     def is_revoked(self, jti: str) -> bool:
         row = self._items.get(f"REVOKED#{jti}", "REVOKED")

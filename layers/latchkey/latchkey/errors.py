@@ -67,6 +67,12 @@ class TemporarilyUnavailable(LatchkeyError):
     default_description = "The server is temporarily unable to handle the request."
 
 
+# --- RFC 8707 §2 (resource indicators) ---------------------------------------------------------------
+class InvalidTarget(LatchkeyError):
+    error, status = "invalid_target", 400
+    default_description = "The requested resource is invalid or not allowed."
+
+
 # --- RFC 6750 §3.1 (bearer-protected resources) ---------------------------------------------------
 class InvalidToken(LatchkeyError):
     error, status = "invalid_token", 401

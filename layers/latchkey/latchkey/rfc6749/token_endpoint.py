@@ -1,0 +1,59 @@
+"""The token endpoint (RFC 6749 §3.2), ``POST /api/oauth/token``, as one readable pipeline.
+
+1. no-cache: every answer, success (§5.1) or error (§5.2), is ``Cache-Control: no-store`` and
+   ``Pragma: no-cache`` (the HTTP glue adds them);
+2. parse the form once (the handler, with :func:`latchkey.http.request.form_params`): the wrong content
+   type, bad encoding or a repeated parameter (§3.2: "MUST NOT be included more than once") are
+   ``invalid_request``;
+3. authenticate the client (:mod:`.client_auth`, §2.3 / §3.2.1);
+4. find the grant by ``grant_type`` in the registry: missing is ``invalid_request``, unknown
+   ``unsupported_grant_type``, not registered for this client (or a public client on a grant for
+   confidential ones) ``unauthorized_client``;
+5. drop every parameter the grant does not declare;
+6. run the grant and answer §5.1's JSON.
+
+Importing this module registers every grant the server implements and the endpoint's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import rfc8414, services
+from ..config import Settings
+from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from . import TOKEN_PATH, client_auth, grants
+from . import client_credentials as _client_credentials  # noqa: F401 (registers the grant)
+
+
+def token(params: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
+    """The §5.1 token response for a parsed form body and its ``Authorization`` header."""
+    client = client_auth.authenticate(params, authorization, endpoint=TOKEN_PATH)
+    grant_type = params.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequest("The grant_type parameter is required.")
+    grant = grants.get(grant_type)
+    if grant is None:
+        raise UnsupportedGrantType(detail=f"grant_type {grant_type[:100]!r}")
+    if grant_type not in client.grant_types or (client.public and not grant.public_clients):
+        raise UnauthorizedClient(detail=f"client {client.client_id} is not registered for {grant_type}")
+    accepted = {name: value for name, value in params.items() if name in grant.parameters}
+    return grant.handler(grants.TokenRequest(client=client, params=accepted, settings=services.settings())).body()
+
+
+def auth_methods() -> list[str]:
+    """The client authentication methods that can lead somewhere: ``none`` only when a registered grant
+    accepts public clients (RFC 8414 §2: advertise only what works)."""
+    public = any(grant.public_clients for grant in grants.registered())
+    return [method for method in client_auth.METHODS if method != "none" or public]
+
+
+@rfc8414.contributes
+def _metadata(settings: Settings) -> dict[str, Any]:
+    return {
+        "token_endpoint": settings.issuer + TOKEN_PATH,
+        "grant_types_supported": [grant.grant_type for grant in grants.registered()],
+        "token_endpoint_auth_methods_supported": auth_methods(),
+        "token_endpoint_auth_signing_alg_values_supported": list(client_auth.ASSERTION_ALGS),
+    }
