@@ -69,3 +69,35 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# --- the layer's services on the in-memory store ------------------------------------------------------
+TEST_ISSUER = "https://auth.example.com"
+TEST_KEK = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # base64 of bytes(range(32))
+_SERVICE_ENV = ("KMS_KEY_ID", "DYNAMODB_ENDPOINT", "SIGNING_ALGS", "CLIENT_REGISTRATION", "KAFKA_TOPIC_PREFIX",
+                "JWKS_MAX_AGE", "ACCESS_TOKEN_TTL", "ACCESS_TOKEN_ALG", "NAMESPACE", "PARENT_NAMESPACE")
+
+
+def memory_services(monkeypatch, *, store=None, admin_client: bool = False):
+    """For a fixture to ``yield from``: Latchkey's services on an in-memory store with a local key, the
+    test issuer and a bootstrapped key set; with ``admin_client`` also the ``dev-admin`` client that
+    in-process admin tokens name."""
+    from latchkey import services, signing
+    from latchkey.apps import ADMIN_SCOPES
+    from latchkey.clients import Client
+
+    for name, value in {"STORE": "memory", "LOCAL_KEK": TEST_KEK, "ISSUER": TEST_ISSUER,
+                        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    for name in _SERVICE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    services.reset()
+    if store is not None:
+        services.override(item_store=store)
+    signing.rotate(services.key_store(), services.envelope(), services.settings().signing_algs,
+                   services.rotation_policy())
+    if admin_client:
+        services.client_store().create(Client(client_id="dev-admin", name="Admin", scope=ADMIN_SCOPES,
+                                              grant_types=("client_credentials",), created_at=1, updated_at=1))
+    yield store
+    services.reset()

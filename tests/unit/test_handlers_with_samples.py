@@ -19,6 +19,7 @@ from referencing.jsonschema import DRAFT202012
 
 from devstack.template import ROOT, functions, routes
 from latchkey import services, signing
+from latchkey.errors import NotFound
 from latchkey.events import EventName, build_event, outbox_put
 from latchkey.store.dynamodb import serialize
 from tests.helpers_asyncapi import validate_message
@@ -114,11 +115,15 @@ def test_every_non_http_function_is_exercised_here():
 
 @pytest.mark.parametrize("route", routes(), ids=lambda r: r.function)
 def test_every_http_sample_reaches_its_route(rotated, route):
-    """Each sample is routed by its function's resolver (not 404) and answered without a server error."""
+    """Each sample is routed by its function's resolver (not its 404) and answered without a server error.
+    A domain 404 (e.g. no app with the sample's id in the empty store) names what is missing."""
     directory = Path(route.code_uri).name
     event = _sample(directory)
     result = _invoke(directory, event)
-    assert result["statusCode"] != 404 and result["statusCode"] < 500, (directory, result)
+    assert result["statusCode"] < 500, (directory, result)
+    if result["statusCode"] == 404:
+        body = json.loads(result["body"])
+        assert body.get("message", body.get("error_description")) != NotFound.default_description, (directory, result)
     assert result["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
 
 
@@ -295,3 +300,259 @@ def test_event_relay_sample_is_a_real_outbox_row():
     assert record["dynamodb"]["Keys"] == {"pk": image["pk"], "sk": image["sk"]}
     assert record["dynamodb"]["ApproximateCreationDateTime"] == created
     validate_message(json.loads(image["message"]["S"]), key=image["partition_key"]["S"])
+
+
+# --- governor's app management (functions/gov_app_*) --------------------------------------------------
+GOV_APP_ADMIN = ("gov_app_list", "gov_app_create", "gov_app_update", "gov_app_image_update", "gov_app_rotate",
+                 "gov_app_delete")
+SAMPLE_CLIENT = "0f8fad5bd9cb469fa16570867728950e"
+
+
+def _admin_token(scopes=("gov.user.oauth.app:read", "gov.user.oauth.app:write")) -> str:
+    from latchkey import rfc9068
+
+    return rfc9068.issue(services.key_ring(), issuer=ISSUER, alg="ES256", client_id="dev-admin",
+                         subject="dev-admin", audience=ISSUER, scopes=list(scopes), ttl=300).token
+
+
+def _with_token(directory: str, token: str | None = None) -> dict[str, Any]:
+    event = copy.deepcopy(_sample(directory))
+    event["headers"]["authorization"] = f"Bearer {token or _admin_token()}"
+    return event
+
+
+def _sample_app() -> None:
+    """The app the samples name, created directly in the (in-memory) store."""
+    from latchkey import apps
+    from latchkey.client_metadata import parse_metadata
+
+    apps.create_from(parse_metadata({"name": "Example Shop", "url": "https://shop.example.com",
+                                     "redirect_uri": "https://shop.example.com/oauth/callback"}),
+                     client_id=SAMPLE_CLIENT)
+
+
+@pytest.mark.parametrize("directory", GOV_APP_ADMIN)
+def test_gov_app_admin_samples_without_a_token_are_401(rotated, directory):
+    event = _sample(directory)
+    assert "authorization" not in event["headers"]
+    result = _invoke(directory, event)
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"].startswith('Bearer realm="latchkey", error="invalid_token"')
+    assert result["headers"]["Cache-Control"] == "no-store"
+    body = json.loads(result["body"])
+    _check("GovernorError", body)
+    assert body == {"message": "An access token is required.", "code": "invalid_token",
+                    "request_id": event["requestContext"]["requestId"]}
+
+
+def test_gov_app_create_sample(rotated):
+    result = _invoke("gov_app_create", _with_token("gov_app_create"))
+    assert result["statusCode"] == 201, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    body = json.loads(result["body"])
+    _check("AppCredentials", body)
+    app = json.loads(_invoke("gov_app_get", {**_sample("gov_app_get"),
+                                             "rawPath": f"/api/oauth/app/id/{body['client_id']}"})["body"])
+    _check("App", app)
+    sent = json.loads(_sample("gov_app_create")["body"])
+    assert {k: app[k] for k in sent} == sent
+
+
+def test_gov_app_get_and_ids_samples(rotated):
+    assert _invoke("gov_app_get")["statusCode"] == 404
+    _sample_app()
+    result = _invoke("gov_app_get")
+    assert result["statusCode"] == 200
+    body = json.loads(result["body"])
+    _check("App", body)
+    assert body["client_id"] == SAMPLE_CLIENT and body["name"] == "Example Shop" and body["logo"] == ""
+    listed = json.loads(_invoke("gov_app_ids")["body"])
+    _check("AppList", listed)
+    assert listed == {"apps": [body]}  # the sample's second id does not exist
+
+
+def test_gov_app_list_sample(rotated):
+    _sample_app()
+    result = _invoke("gov_app_list", _with_token("gov_app_list"))
+    assert result["statusCode"] == 200
+    body = json.loads(result["body"])
+    _check("AppList", body)
+    assert [a["client_id"] for a in body["apps"]] == [SAMPLE_CLIENT]
+
+
+def test_gov_app_update_rotate_image_and_delete_samples(rotated):
+    _sample_app()
+    result = _invoke("gov_app_update", _with_token("gov_app_update"))
+    assert (result["statusCode"], result.get("body") or "") == (204, "")
+    assert json.loads(_invoke("gov_app_get")["body"])["name"] == "Example Shop (EU)"
+
+    result = _invoke("gov_app_rotate", _with_token("gov_app_rotate"))
+    assert result["statusCode"] == 200
+    assert json.loads(result["body"])["client_id"] == SAMPLE_CLIENT
+
+    result = _invoke("gov_app_image_update", _with_token("gov_app_image_update"))
+    assert result["statusCode"] == 204, result
+    image = _invoke("gov_app_image_get", {**_sample("gov_app_image_get"), "headers": {
+        k: v for k, v in _sample("gov_app_image_get")["headers"].items() if k != "if-none-match"}})
+    assert image["statusCode"] == 200 and image["isBase64Encoded"] is True
+    assert image["headers"]["Content-Type"] == "image/png"
+    assert base64.b64decode(image["body"]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert json.loads(_invoke("gov_app_get")["body"])["logo"].startswith("data:image/png;base64,")
+
+    result = _invoke("gov_app_delete", _with_token("gov_app_delete"))
+    assert result["statusCode"] == 204
+    assert _invoke("gov_app_get")["statusCode"] == 404
+    assert _invoke("gov_app_image_get")["statusCode"] == 404
+
+
+# --- dynamic client registration (RFC 7591 / RFC 7592) ---------------------------------------------
+def _registration_sample(directory: str, token: str | None = None) -> dict[str, Any]:
+    event = copy.deepcopy(_sample(directory))
+    if token is not None:
+        event["headers"]["authorization"] = f"Bearer {token}"
+    return event
+
+
+def _seed_sample_registration() -> tuple[str, str]:
+    """The client the register_* samples manage, stored with the samples' registration access token."""
+    from latchkey import clock
+    from latchkey.clients import Client
+    from latchkey.crypto.secrets import keyed_hash, new_secret
+
+    event = _sample("register_read")
+    client_id = event["pathParameters"]["client_id"]
+    token = event["headers"]["authorization"].removeprefix("Bearer ")
+    key = services.secret_hash_key()
+    now = clock.now()
+    services.client_store().create(Client(
+        client_id=client_id, name="Example Reporting Tool", url="https://tools.example.com",
+        redirect_uris=("https://tools.example.com/callback",), grant_types=("authorization_code", "refresh_token"),
+        response_types=("code",), scope="openid profile", secret_hash=keyed_hash(key, new_secret("cs")),
+        registration_access_token_hash=keyed_hash(key, token), created_at=now, updated_at=now))
+    return client_id, token
+
+
+def test_register_sample_needs_a_valid_initial_access_token(rotated):
+    result = _invoke("register")  # the sample's token is not signed by this deployment
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"].startswith('Bearer realm="latchkey", error="invalid_token"')
+    body = json.loads(result["body"])
+    _check("OAuthError", body)
+    assert body["error"] == "invalid_token"
+
+
+def test_register_sample_with_an_admin_token_registers_the_client(rotated):
+    from latchkey import rfc9068
+
+    token = rfc9068.issue(services.key_ring(), issuer=ISSUER, alg="ES256", client_id="dev-admin",
+                          subject="dev-admin", audience=ISSUER, scopes=["gov.user.oauth.app:write"], ttl=300).token
+    event = _registration_sample("register", token)
+    result = _invoke("register", event)
+    assert result["statusCode"] == 201, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    assert result["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
+    body = json.loads(result["body"])
+    _check("ClientInformation", body)
+    sent = json.loads(event["body"])
+    assert {k: body[k] for k in ("client_name", "client_uri", "redirect_uris", "grant_types", "response_types",
+                                 "token_endpoint_auth_method", "scope")} == {
+        k: sent[k] for k in ("client_name", "client_uri", "redirect_uris", "grant_types", "response_types",
+                             "token_endpoint_auth_method", "scope")}
+    assert "logo_uri" not in body and "contacts" not in body  # not understood, so ignored (RFC 7591 §2)
+    assert body["registration_client_uri"] == f"{ISSUER}/api/oauth/register/{body['client_id']}"
+
+
+def test_register_read_update_delete_samples(rotated):
+    client_id, token = _seed_sample_registration()
+    read = _invoke("register_read")
+    assert read["statusCode"] == 200, read
+    body = json.loads(read["body"])
+    _check("ClientInformation", body)
+    assert (body["client_id"], body["registration_access_token"]) == (client_id, token)
+    assert "client_secret" not in body and body["client_secret_expires_at"] == 0
+
+    updated = _invoke("register_update")
+    assert updated["statusCode"] == 200, updated
+    body = json.loads(updated["body"])
+    _check("ClientInformation", body)
+    assert body["redirect_uris"] == json.loads(_sample("register_update")["body"])["redirect_uris"]
+
+    deleted = _invoke("register_delete")
+    assert (deleted["statusCode"], deleted.get("body") or "") == (204, "")
+    assert services.client_store().get(client_id) is None
+    assert _invoke("register_read")["statusCode"] == 401
+
+
+# --- token, revocation, introspection (issue 3) ---------------------------------------------------------
+def _seed_dev_admin() -> None:
+    """The client ``make dev`` seeds (devstack/seed.py), which the token samples authenticate as."""
+    from devstack.seed import ADMIN_SCOPES
+    from latchkey.clients import Client
+    from latchkey.crypto.secrets import keyed_hash
+
+    services.client_store().create(Client(
+        client_id="dev-admin", name="Latchkey dev admin", grant_types=("client_credentials",), scope=ADMIN_SCOPES,
+        secret_hash=keyed_hash(services.secret_hash_key(), "dev-admin-secret"), created_at=1, updated_at=1))
+
+
+def _check_oauth_response(path: str, status: int, instance: Any) -> None:
+    pointer = (f"{_OPENAPI_URI}#/paths/{path.replace('/', '~1')}/post/responses/{status}"
+               "/content/application~1json/schema")
+    jsonschema.Draft202012Validator({"$ref": pointer}, registry=_registry).validate(instance)
+
+
+def _form_with_token(directory: str, token: str) -> dict[str, Any]:
+    from urllib.parse import parse_qsl, urlencode
+
+    event = copy.deepcopy(_sample(directory))
+    form = dict(parse_qsl(event["body"]))
+    event["body"] = urlencode({**form, "token": token})
+    return event
+
+
+def test_token_sample_issues_a_client_credentials_token(rotated):
+    from latchkey import rfc9068
+
+    _seed_dev_admin()
+    event = _sample("token")
+    result = _invoke("token", event)
+    assert result["statusCode"] == 200, result
+    assert result["headers"]["Cache-Control"] == "no-store" and result["headers"]["Pragma"] == "no-cache"
+    assert result["headers"]["Content-Type"] == "application/json"
+    assert result["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
+    body = json.loads(result["body"])
+    _check_oauth_response("/api/oauth/token", 200, body)
+    assert (body["token_type"], body["expires_in"], body["scope"]) == ("Bearer", 3600, "gov.user.oauth.app:read")
+    claims = rfc9068.verify(services.key_ring(), body["access_token"], issuer=ISSUER)
+    assert (claims["client_id"], claims["sub"], claims["aud"]) == ("dev-admin", "dev-admin", ISSUER)
+
+
+def test_token_sample_without_the_client_is_401_invalid_client(rotated):
+    result = _invoke("token")
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"] == 'Basic realm="latchkey"'
+    _check("OAuthError", json.loads(result["body"]))
+
+
+def test_introspect_and_revoke_samples(rotated):
+    _seed_dev_admin()
+    token = json.loads(_invoke("token")["body"])["access_token"]
+
+    placeholder = _invoke("introspect")  # the sample's own token was signed by no key of ours
+    assert placeholder["statusCode"] == 200
+    assert json.loads(placeholder["body"]) == {"active": False}
+    assert placeholder["headers"]["Cache-Control"] == "no-store"
+
+    active = _invoke("introspect", _form_with_token("introspect", token))
+    assert active["statusCode"] == 200
+    body = json.loads(active["body"])
+    _check_oauth_response("/api/oauth/introspect", 200, body)
+    assert body["active"] is True and body["client_id"] == "dev-admin"
+
+    event = _form_with_token("revoke", token)
+    revoked = _invoke("revoke", event)
+    assert (revoked["statusCode"], revoked.get("body") or "") == (200, "")
+    assert revoked["headers"]["Cache-Control"] == "no-store"
+    assert revoked["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
+    assert json.loads(_invoke("introspect", _form_with_token("introspect", token))["body"]) == {"active": False}
+    assert _invoke("revoke")["statusCode"] == 200  # the placeholder token: invalid, so 200 as well

@@ -2,9 +2,11 @@
 
 from urllib.parse import urlparse
 
+import latchkey.discovery  # noqa: F401  (imports every feature module, so their contributions register)
 from devstack.template import routes
 from latchkey import rfc8414
 from latchkey.config import Settings
+from latchkey.rfc6749 import grants
 from latchkey.rfc7517 import jwks_document
 
 SETTINGS = Settings(issuer="https://auth.example.com", signing_algs="ES256,RS256")
@@ -29,9 +31,19 @@ def test_metadata_never_advertises_an_endpoint_that_is_not_a_route():
 
 def test_metadata_lists_only_what_works():
     document = rfc8414.metadata(SETTINGS)
-    implemented_grants: set[str] = set()  # extended as grant types land (issue 3 onwards)
+    implemented_grants = {"client_credentials"}  # extended as grant types land
     assert set(document["grant_types_supported"]) == implemented_grants
+    assert document["grant_types_supported"] == [g.grant_type for g in grants.registered()]
     assert document["response_types_supported"] == []
+    assert document["token_endpoint"] == "https://auth.example.com/api/oauth/token"
+    # "none" only once a registered grant accepts public clients (client_credentials does not)
+    methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    assert document["token_endpoint_auth_methods_supported"] == methods
+    assert document["token_endpoint_auth_signing_alg_values_supported"] == ["ES256", "RS256"]
+    assert document["revocation_endpoint"] == "https://auth.example.com/api/oauth/revoke"
+    assert document["revocation_endpoint_auth_methods_supported"] == methods
+    assert document["introspection_endpoint"] == "https://auth.example.com/api/oauth/introspect"
+    assert document["introspection_endpoint_auth_methods_supported"] == [*methods, "Bearer"]
 
 
 def test_contributions_merge_list_fields_without_duplicates():
@@ -41,7 +53,7 @@ def test_contributions_merge_list_fields_without_duplicates():
 
     try:
         document = rfc8414.metadata(SETTINGS)
-        assert document["grant_types_supported"] == ["x-test"]
+        assert document["grant_types_supported"] == ["client_credentials", "x-test"]
         assert document["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
     finally:
         rfc8414._contributions.remove(extra)

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
+from devstack.gateway import is_text
 from devstack.template import ROOT, functions, routes, stream_filter_patterns
 from latchkey.errors import NotFound, ServerError
 from latchkey.http.render import Protocol, render_error
@@ -91,9 +92,15 @@ def test_error_responses_use_the_protocol_of_the_route():
             assert schema_ref == expected[_protocol(route)], (route.function, status)
 
 
+# OAuth protocol endpoints at governor's base path: their errors are RFC 6749 §5.2 (RFC 7009, RFC 7662,
+# RFC 7591 §3.2.2 and RFC 7592).
+OAUTH_API_PATHS = {"/api/oauth/token", "/api/oauth/revoke", "/api/oauth/introspect",
+                   "/api/oauth/register", "/api/oauth/register/{client_id}"}
+
+
 def test_well_known_routes_speak_oauth_and_api_routes_speak_governor():
     for route in routes():
-        if route.path.startswith("/.well-known/"):
+        if route.path.startswith("/.well-known/") or route.path in OAUTH_API_PATHS:
             assert _protocol(route) is Protocol.OAUTH, route.function
         elif route.path.startswith("/api/"):
             assert _protocol(route) is Protocol.GOVERNOR, route.function
@@ -242,15 +249,16 @@ def test_http_sample_matches_its_route(route):
     route_key = f"{route.method} {route.path}"
     assert event["version"] == "2.0"
     assert event["routeKey"] == route_key
-    assert event["rawPath"] == route.path
-    assert event["isBase64Encoded"] is False
+    assert _path_matches(route.path, event["rawPath"], event.get("pathParameters") or {})
+    # API Gateway base64-encodes bodies unless they are text (devstack.gateway.is_text does the same)
+    assert event["isBase64Encoded"] is (bool(event.get("body")) and not is_text(event["headers"].get("content-type")))
     assert isinstance(event["rawQueryString"], str)
     headers = event["headers"]
     assert all(name == name.lower() for name in headers)
     assert {"host", "user-agent", "x-amzn-trace-id", "x-forwarded-for"} <= set(headers)
     ctx = event["requestContext"]
     assert ctx["http"]["method"] == route.method
-    assert ctx["http"]["path"] == route.path
+    assert ctx["http"]["path"] == event["rawPath"]
     assert ctx["routeKey"] == route_key
     assert ctx["stage"] == "$default"
     assert ctx["domainName"] == headers["host"]
@@ -259,6 +267,20 @@ def test_http_sample_matches_its_route(route):
     assert ctx["http"]["sourceIp"] == headers["x-forwarded-for"].split(",")[0].strip()
     assert {"accountId", "apiId", "requestId", "time", "timeEpoch"} <= set(ctx)
     assert isinstance(ctx["timeEpoch"], int)
+
+
+def _path_matches(template_path: str, raw_path: str, parameters: dict[str, str]) -> bool:
+    """``raw_path`` is ``template_path`` with each ``{name}`` segment replaced by ``parameters[name]``
+    (an HttpApi path variable matches one non-empty segment) and no other parameter is present."""
+    pattern, names = [], []
+    for segment in template_path.split("/"):
+        if segment.startswith("{") and segment.endswith("}"):
+            names.append(segment[1:-1])
+            pattern.append(r"([^/]+)")
+        else:
+            pattern.append(re.escape(segment))
+    found = re.fullmatch("/".join(pattern), raw_path)
+    return found is not None and parameters == dict(zip(names, found.groups(), strict=True))
 
 
 def _matches(pattern: Any, value: Any) -> bool:

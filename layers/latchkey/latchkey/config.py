@@ -24,6 +24,14 @@ class KafkaAuth(StrEnum):
     PLAINTEXT = "plaintext"
 
 
+class ClientRegistration(StrEnum):
+    """Who may use dynamic client registration (RFC 7591 §3)."""
+
+    OFF = "off"
+    TOKEN = "token"
+    OPEN = "open"
+
+
 class Settings(BaseSettings):
     """Latchkey's runtime configuration (environment variables, no prefix)."""
 
@@ -71,6 +79,13 @@ class Settings(BaseSettings):
     kafka_auth: KafkaAuth = Field(KafkaAuth.IAM, description="Kafka authentication: `iam` (MSK) or `plaintext`.")
     kafka_flush_timeout: float = Field(
         10.0, description="Seconds the relay waits for Kafka to acknowledge a batch before retrying it.", gt=0
+    )
+
+    client_registration: ClientRegistration = Field(
+        ClientRegistration.TOKEN,
+        description="Dynamic client registration (RFC 7591/7592): `token` needs an initial access token "
+        "(a Latchkey access token with `gov.user.oauth.app:write`), `open` lets anyone register, `off` "
+        "answers 404.",
     )
 
     @field_validator("issuer")

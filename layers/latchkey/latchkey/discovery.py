@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import rfc7009 as _rfc7009  # noqa: F401  (registers its metadata: revocation_endpoint)
+from . import rfc7591 as _rfc7591  # noqa: F401  (registers its metadata: registration_endpoint)
+from . import rfc7662 as _rfc7662  # noqa: F401  (registers its metadata: introspection_endpoint)
 from . import rfc8414, services
+from .rfc6749 import token_endpoint as _token_endpoint  # noqa: F401  (token_endpoint, grant_types_supported)
 from .rfc7517 import JwksDocument, jwks_document
 
 
