@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -101,3 +104,41 @@ def memory_services(monkeypatch, *, store=None, admin_client: bool = False):
                                               grant_types=("client_credentials",), created_at=1, updated_at=1))
     yield store
     services.reset()
+
+
+# --- HTTP against the local stack ----------------------------------------------------------------------
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 15) -> Answer:
+    """One request; HTTP errors are answers too."""
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+
+
+def http_json(method: str, url: str, body=None, *, token: str | None = None) -> Answer:
+    headers = {"Accept": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    return http(method, url, body=data, headers=headers)
+
+
+def http_form(url: str, form: dict[str, str], headers: dict[str, str] | None = None) -> Answer:
+    return http("POST", url, body=urllib.parse.urlencode(form).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})

@@ -13,37 +13,20 @@ import io
 import json
 import os
 import re
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 
 import pytest
 from PIL import Image
 
 from tests.e2e.test_local_stack import start_stack
+from tests.helpers import Answer, http
 
 pytestmark = pytest.mark.e2e
 
 BOUNDARY = "latchkey-e2e-boundary-7MA4YWxkTrZu0gW"
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
 def request(url, *, method="GET", body: bytes | None = None, headers=None) -> Answer:
-    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=20) as response:
-            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+    return http(method, url, body=body, headers=headers, timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -9,45 +9,21 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.e2e.test_local_stack import start_stack
+from tests.helpers import Answer, http_json
 
 pytestmark = pytest.mark.e2e
 
 APP_WRITE = "gov.user.oauth.app:write"
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
 def call(method: str, url: str, body: Any = None, token: str | None = None) -> Answer:
-    headers = {"Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode("utf-8")
-        headers["Content-Type"] = "application/json"
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+    return http_json(method, url, body, token=token)
 
 
 def assert_error(answer: Answer, status: int, error: str) -> None:

@@ -10,13 +10,13 @@ import json
 import os
 import urllib.error
 import urllib.request
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus
 
 import jwt
 import pytest
 
-from tests.e2e.test_local_stack import Answer, get, start_stack
-from tests.helpers import consume
+from tests.e2e.test_local_stack import get, start_stack
+from tests.helpers import Answer, consume, http_form, http_json
 from tests.helpers_asyncapi import validate_message
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +30,7 @@ def basic(client_id: str, secret: str) -> str:
 
 
 def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) -> Answer:
-    request = urllib.request.Request(url, data=urlencode(form).encode(), method="POST", headers={
-        "Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+    return http_form(url, form, headers)
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +100,7 @@ def test_a_bad_secret_is_401_with_a_basic_challenge_over_http(stack):
 
 
 def send_json(method: str, url: str, body: dict, token: str) -> Answer:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+    return http_json(method, url, body, token=token)
 
 
 def test_admin_token_creates_an_app_whose_machine_token_lives_and_dies_over_http(stack):
