@@ -142,3 +142,13 @@ def http_json(method: str, url: str, body=None, *, token: str | None = None) -> 
 def http_form(url: str, form: dict[str, str], headers: dict[str, str] | None = None) -> Answer:
     return http("POST", url, body=urllib.parse.urlencode(form).encode(),
                 headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """What handlers read from Lambda's context object."""
+
+    function_name: str = "latchkey-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:latchkey-test"
+    aws_request_id: str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"

@@ -16,19 +16,11 @@ from referencing.jsonschema import DRAFT202012
 
 from devstack.template import ROOT
 from latchkey import rfc9068, services
-from tests.helpers import memory_services
+from tests.helpers import LambdaContext, memory_services
 
 ISSUER = "https://auth.example.com"
 APP_WRITE = "gov.user.oauth.app:write"
 DIRECTORIES = ("register", "register_read", "register_update", "register_delete")
-
-
-@dataclass(frozen=True)
-class LambdaContext:
-    function_name: str = "latchkey-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:latchkey-test"
-    aws_request_id: str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
 _modules: dict[str, Any] = {}

@@ -15,7 +15,7 @@ from devstack.gateway import build_event
 from devstack.template import ROOT
 from latchkey import apps, rfc9068, services
 from latchkey.store import PK
-from tests.helpers import memory_services
+from tests.helpers import LambdaContext, memory_services
 
 ISSUER = "https://auth.example.com"
 READ, WRITE = apps.SCOPE_APP_READ, apps.SCOPE_APP_WRITE
@@ -41,13 +41,6 @@ def _handler(directory: str):
         spec.loader.exec_module(module)
         _modules[directory] = module.handler
     return _modules[directory]
-
-
-class Ctx:
-    function_name = "latchkey-test"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:latchkey-test"
-    aws_request_id = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
 class Answer:
@@ -80,7 +73,7 @@ def call(directory: str, *, clientid: str | None = None, token: str | None = Non
     event = build_event(method=method, raw_path=path, raw_query=raw_query or urlencode(query or {}),
                         headers=sent, body=data, route_key=f"{method} {template_path}", path_parameters=params,
                         source_ip="203.0.113.10")
-    return Answer(_handler(directory)(event, Ctx()))
+    return Answer(_handler(directory)(event, LambdaContext()))
 
 
 def token(scopes=(READ, WRITE), *, issuer=ISSUER, ttl=300, now=None) -> str:

@@ -27,21 +27,13 @@ from latchkey.crypto.secrets import keyed_hash
 from latchkey.events import OUTBOX_ENTITY
 from latchkey.store import ENTITY, Operation
 from latchkey.store.memory import MemoryItemStore
-from tests.helpers import memory_services
+from tests.helpers import LambdaContext, memory_services
 
 ISSUER = "https://auth.example.com"
 TOKEN_URL = f"{ISSUER}/api/oauth/token"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FORM = "application/x-www-form-urlencoded"
 PATHS = {"token": "/api/oauth/token", "revoke": "/api/oauth/revoke", "introspect": "/api/oauth/introspect"}
-
-
-@dataclass(frozen=True)
-class LambdaContext:
-    function_name: str = "latchkey-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:latchkey-test"
-    aws_request_id: str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
 class RecordingStore(MemoryItemStore):

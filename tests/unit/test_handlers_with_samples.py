@@ -6,7 +6,6 @@ import base64
 import copy
 import importlib.util
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,19 +21,12 @@ from latchkey import services, signing
 from latchkey.errors import NotFound
 from latchkey.events import EventName, build_event, outbox_put
 from latchkey.store.dynamodb import serialize
+from tests.helpers import LambdaContext
 from tests.helpers_asyncapi import validate_message
 
 EVENTS = ROOT / "events"
 ISSUER = "https://auth.example.com"
 DISCOVERY = ("openid_configuration", "oauth_authorization_server", "gov_openid_configuration")
-
-
-@dataclass(frozen=True)
-class LambdaContext:
-    function_name: str = "latchkey-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:latchkey-test"
-    aws_request_id: str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
 def _directories() -> dict[str, str]:
