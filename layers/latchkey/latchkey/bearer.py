@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import rfc9068, services
+from . import rfc9068, services, user_tokens
 from .crypto.jws import TokenInvalid
 from .errors import InsufficientScope, InvalidRequest, InvalidToken
 
@@ -35,6 +35,8 @@ def require(authorization: str | None, scope: str) -> dict[str, Any]:
         raise InvalidToken(detail=str(exc)) from exc
     if services.is_revoked(claims["jti"]):
         raise InvalidToken(detail=f"jti {claims['jti']} is revoked")
+    if not user_tokens.grant_is_live(claims):
+        raise InvalidToken(detail=f"the grant behind jti {claims['jti']} has ended")
     if scope not in str(claims.get("scope", "")).split():
         raise InsufficientScope(f"The access token lacks the scope {scope}.", headers={
             "WWW-Authenticate": f'Bearer realm="latchkey", error="insufficient_scope", scope="{scope}"'})

@@ -88,6 +88,39 @@ class Settings(BaseSettings):
         "answers 404.",
     )
 
+    session_ttl: int = Field(
+        10 * 3600, description="Seconds a hosted-login session lives (the browser's sign-in on Latchkey's pages).",
+        gt=0,
+    )
+    authorization_request_ttl: int = Field(
+        600, description="Seconds a user has to sign in and consent after the app sent them to `/authorize`.", gt=0
+    )
+    authorization_code_ttl: int = Field(
+        60, description="Seconds an authorization code can be exchanged (RFC 6749 §4.1.2: short-lived).",
+        gt=0, le=600,
+    )
+    refresh_token_ttl: int = Field(
+        30 * 86400, description="Seconds a refresh token (granted with `offline_access`) stays usable.", gt=0
+    )
+    password_hash_cost: int = Field(
+        17, description="scrypt cost for new password hashes, as log2(N) (OWASP: 17, i.e. N=2^17, r=8, p=1).",
+        ge=10, le=20,
+    )
+    login_slowdown_after: int = Field(
+        3, description="Failed sign-ins (per username or per address) after which each retry must wait, "
+        "doubling from 1 s up to 60 s.", ge=1,
+    )
+    login_max_failures: int = Field(
+        10, description="Failed sign-ins for one username within `LOGIN_FAILURE_WINDOW` that lock it out.", ge=1
+    )
+    login_max_address_failures: int = Field(
+        50, description="Failed sign-ins from one source address within `LOGIN_FAILURE_WINDOW` that lock it out.",
+        ge=1,
+    )
+    login_failure_window: int = Field(
+        900, description="Seconds failed sign-ins are counted for (and a lockout lasts).", gt=0
+    )
+
     @field_validator("issuer")
     @classmethod
     def _issuer_has_no_trailing_slash(cls, value: str) -> str:

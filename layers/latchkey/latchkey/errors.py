@@ -109,3 +109,9 @@ class TooManyRequests(LatchkeyError):
     def __init__(self, retry_after: int, description: str | None = None, *, detail: str | None = None) -> None:
         super().__init__(description, detail=detail, headers={"Retry-After": str(max(1, int(retry_after)))})
         self.retry_after = retry_after
+
+
+class Forbidden(LatchkeyError):
+    """403: the caller may not do this (e.g. a form post that fails its CSRF check)."""
+
+    error, status, default_description = "forbidden", 403, "The request is not allowed."

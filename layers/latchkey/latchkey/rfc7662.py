@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import clock, rfc8414, rfc9068, services
+from . import clock, rfc8414, rfc9068, services, user_tokens
 from .bearer import token_from_header
 from .config import Settings
 from .crypto.jws import TokenInvalid
@@ -55,6 +55,8 @@ def active_claims(token: str, *, now: int | None = None) -> dict[str, Any] | Non
         return None
     if int(claims["exp"]) <= (clock.now() if now is None else now) or services.is_revoked(claims["jti"]):
         return None
+    if "grant_id" in claims:
+        return claims if user_tokens.grant_is_live(claims) else None  # user, app and connection in one read
     if services.client_store().get(claims["client_id"]) is None:
         return None  # the app was deleted: its tokens died with it
     return claims

@@ -18,7 +18,10 @@ from .store import ItemStore
 
 if TYPE_CHECKING:
     from .clients import ClientStore
+    from .connections import ConnectionStore
     from .denylist import Denylist
+    from .refresh_tokens import ItemRefreshTokenStore
+    from .sessions import SessionStore
     from .users import UserStore
 
 _lock = threading.RLock()
@@ -126,6 +129,24 @@ def user_store() -> UserStore:
     from .users import ItemUserStore
 
     return cached("user_store", lambda: ItemUserStore(item_store()))
+
+
+def connection_store() -> ConnectionStore:
+    from .connections import ItemConnectionStore
+
+    return cached("connection_store", lambda: ItemConnectionStore(item_store()))
+
+
+def session_store() -> SessionStore:
+    from .sessions import ItemSessionStore
+
+    return cached("session_store", lambda: ItemSessionStore(item_store(), secret_hash_key()))
+
+
+def refresh_token_store() -> ItemRefreshTokenStore:
+    from .refresh_tokens import ItemRefreshTokenStore
+
+    return cached("refresh_token_store", lambda: ItemRefreshTokenStore(item_store(), secret_hash_key()))
 
 
 def denylist() -> Denylist:

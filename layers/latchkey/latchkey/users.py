@@ -1,5 +1,11 @@
 """Users: one item per user plus a username reservation item, written in one transaction so two
 sign-ups cannot take the same (case-insensitive) username.
+
+``generation`` is the user's revocation counter. Sessions, connections (and through them every token)
+record the generation they were made in and are valid only while it is the user's current one, so
+"end every session and revoke every token" is one conditional increment of this number, however many
+rows the user has (a DynamoDB transaction holds at most 100). The stale rows are cleaned up afterwards,
+best effort, and expire by TTL in any case.
 """
 
 from __future__ import annotations
@@ -10,7 +16,27 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from .store import ENTITY, GSI1PK, GSI1SK, PK, SK, ConditionFailed, Exists, ItemStore, NotExists, Operation, Put
+from .store import (
+    ENTITY,
+    GSI1PK,
+    GSI1SK,
+    PK,
+    SK,
+    AttrMissing,
+    ConditionFailed,
+    Delete,
+    Exists,
+    ItemStore,
+    NotExists,
+    Operation,
+    Put,
+    Update,
+    all_of,
+    any_of,
+    eq,
+)
+
+USERS_INDEX_PK = "USERS"
 
 
 class UserStatus(StrEnum):
@@ -32,11 +58,16 @@ class User(BaseModel):
     picture: str = ""
     profile: str = ""
     status: UserStatus = UserStatus.ACTIVE
+    generation: int = 0
     created_at: int
     updated_at: int
 
+    @property
+    def active(self) -> bool:
+        return self.status is UserStatus.ACTIVE
+
     def to_item(self) -> dict[str, Any]:
-        return {PK: f"USER#{self.user_id}", SK: "USER", ENTITY: "user", GSI1PK: "USERS",
+        return {PK: f"USER#{self.user_id}", SK: "USER", ENTITY: "user", GSI1PK: USERS_INDEX_PK,
                 GSI1SK: self.username.casefold(), **self.model_dump(mode="json")}
 
     @classmethod
@@ -46,6 +77,10 @@ class User(BaseModel):
 
 class UsernameTaken(Exception):
     pass
+
+
+def user_key(user_id: str) -> tuple[str, str]:
+    return f"USER#{user_id}", "USER"
 
 
 def _username_key(username: str) -> tuple[str, str]:
@@ -60,6 +95,12 @@ class UserStore(Protocol):
     def create(self, user: User, *, also: Sequence[Operation] = ()) -> None: ...
 
     def replace(self, user: User, *, also: Sequence[Operation] = ()) -> None: ...
+
+    def list(self, amount: int, offset: int) -> list[User]: ...
+
+    def delete(self, user: User, *, also: Sequence[Operation] = ()) -> None: ...
+
+    def bump_generation_op(self, user: User, **changes: Any) -> Operation: ...
 
 
 class ItemUserStore:
@@ -88,3 +129,22 @@ class ItemUserStore:
     def replace(self, user: User, *, also: Sequence[Operation] = ()) -> None:
         """Overwrite an existing user (the username is fixed; renaming is a separate operation)."""
         self._items.write(Put(user.to_item(), condition=Exists()), *also)
+
+    def list(self, amount: int, offset: int) -> list[User]:
+        """The page ``[offset, offset + amount)`` of users ordered by username (GSI ``gsi1``)."""
+        items = self._items.query(USERS_INDEX_PK, index="gsi1", limit=offset + amount)
+        return [User.from_item(item) for item in items[offset:offset + amount]]
+
+    def delete(self, user: User, *, also: Sequence[Operation] = ()) -> None:
+        """Remove the user and their username reservation (``also`` joins the transaction)."""
+        self._items.write(Delete(*user_key(user.user_id), condition=Exists()),
+                          Delete(*_username_key(user.username)), *also)
+
+    def bump_generation_op(self, user: User, **changes: Any) -> Operation:
+        """The write that moves ``user`` to the next generation (ending every session and token it
+        holds), with optional attribute ``changes``; it fails if the user changed generation since read."""
+        same = eq("generation", user.generation)
+        if user.generation == 0:
+            same = any_of(same, AttrMissing("generation"))  # rows written before the counter existed
+        return Update(*user_key(user.user_id), set={**changes, "generation": user.generation + 1},
+                      condition=all_of(Exists(), same))

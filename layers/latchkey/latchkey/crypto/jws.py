@@ -33,7 +33,7 @@ def sign(claims: Mapping[str, Any], *, key: PrivateKey, kid: str, alg: str, typ:
 
 def verify(token: str, keys: Mapping[str, VerificationKey], *, issuer: str, typ: str | None = None,
            audience: str | list[str] | None = None, leeway: int = 30,
-           require: tuple[str, ...] = ("exp", "iat", "iss")) -> dict[str, Any]:
+           require: tuple[str, ...] = ("exp", "iat", "iss"), verify_exp: bool = True) -> dict[str, Any]:
     """Verify signature, ``alg`` (pinned to the key's), ``typ``, ``iss``, ``exp``/``nbf`` and audience.
 
     RFC 8725 §3.1: the algorithm comes from our key, never from the token header.
@@ -53,7 +53,7 @@ def verify(token: str, keys: Mapping[str, VerificationKey], *, issuer: str, typ:
     try:
         return jwt.decode(
             token, found.public, algorithms=[found.alg], issuer=issuer, audience=audience, leeway=leeway,
-            options={"require": list(require), "verify_aud": audience is not None},
+            options={"require": list(require), "verify_aud": audience is not None, "verify_exp": verify_exp},
         )
     except jwt.PyJWTError as exc:
         raise TokenInvalid(str(exc)) from exc

@@ -3,6 +3,8 @@
 - ``OAUTH``: RFC 6749 §5.2 ``{"error", "error_description"}``; ``invalid_token`` / ``insufficient_scope``
   carry an RFC 6750 §3 ``WWW-Authenticate: Bearer`` challenge.
 - ``GOVERNOR``: governor's ``{"message", "code"}``.
+- ``PAGE``: the hosted HTML error page (:func:`latchkey.pages.error_page`), for routes a person's
+  browser visits.
 
 Every body also carries ``request_id`` (an extension member clients ignore) and every error response
 is ``Cache-Control: no-store``.
@@ -21,6 +23,7 @@ from ..errors import InsufficientScope, InvalidToken, LatchkeyError
 class Protocol(StrEnum):
     OAUTH = "oauth"
     GOVERNOR = "governor"
+    PAGE = "page"  # hosted pages: the HTML error page
 
 
 def _bearer_challenge(exc: LatchkeyError) -> str:
@@ -28,6 +31,10 @@ def _bearer_challenge(exc: LatchkeyError) -> str:
 
 
 def render_error(protocol: Protocol, exc: LatchkeyError, request_id: str) -> Response:
+    if protocol is Protocol.PAGE:
+        from ..pages import error_page  # deferred: only page routes load the template engine
+
+        return error_page(exc, request_id)
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **exc.headers}
     if isinstance(exc, InvalidToken | InsufficientScope):
         headers.setdefault("WWW-Authenticate", _bearer_challenge(exc))

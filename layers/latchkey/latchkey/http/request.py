@@ -72,3 +72,32 @@ def query_param(app: APIGatewayHttpResolver, name: str) -> str | None:
     """One query parameter; API Gateway joins repeated ones with commas, so a comma means repeated
     for parameters that cannot contain one."""
     return (app.current_event.query_string_parameters or {}).get(name)
+
+
+def query_params(app: APIGatewayHttpResolver, *, error: type[LatchkeyError] = InvalidRequest) -> dict[str, str]:
+    """Every query parameter, from the raw query string (API Gateway's map would merge repeats): a
+    repeated parameter raises ``error`` (RFC 6749 §3.1); empty values count as absent."""
+    raw = app.current_event.get("rawQueryString") or ""
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise error("The query string is not valid.") from exc
+    params: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            raise error(f"The parameter {name} is repeated.")
+        seen.add(name)
+        if value != "":
+            params[name] = value
+    return params
+
+
+def browser(app: APIGatewayHttpResolver) -> Any:
+    """The :class:`latchkey.interaction.Browser` behind the request: cookies, address and ``Origin``."""
+    from ..interaction import Browser
+
+    event = app.current_event
+    source = ((event.get("requestContext") or {}).get("http") or {}).get("sourceIp", "")
+    return Browser(cookies=tuple(event.get("cookies") or ()), source_ip=source,
+                   origin=event.headers.get("origin"))

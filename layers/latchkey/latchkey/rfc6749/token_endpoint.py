@@ -24,7 +24,9 @@ from .. import rfc8414, services
 from ..config import Settings
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from . import TOKEN_PATH, client_auth, grants
+from . import authorization_code as _authorization_code  # noqa: F401 (registers the grant)
 from . import client_credentials as _client_credentials  # noqa: F401 (registers the grant)
+from . import refresh_token as _refresh_token  # noqa: F401 (registers the grant)
 
 
 def token(params: Mapping[str, str], authorization: str | None) -> dict[str, Any]:

@@ -1,0 +1,155 @@
+"""Authorization codes and the ``authorization_code`` grant (RFC 6749 §4.1.2, §4.1.3).
+
+Codes:
+- random ``lk_ac_...`` values (256 bits), stored only as a keyed hash, living ``AUTHORIZATION_CODE_TTL``
+  seconds (60 by default; §4.1.2 "MUST expire shortly after it is issued", governor's one minute);
+- bound to the client, the redirect URI, the user's connection (``grant_id``), the sign-in
+  (``auth_time``, ``sid``), the ``nonce`` and the PKCE challenge.
+
+The grant (§4.1.3), for confidential and public clients:
+- the code must exist, be unexpired and belong to the authenticated client (else ``invalid_grant``);
+- ``redirect_uri`` "REQUIRED, if ... included in the authorization request ... values MUST be identical";
+- PKCE (RFC 7636 §4.6) with the downgrade rule of :func:`latchkey.rfc7636.verify`;
+- the user must still be active and the connection still in force;
+- the code is consumed by one conditional write ("not yet used, not expired, this client") that also
+  stores what was issued, together with the refresh token, ``access_time`` and ``oauthTokenGenerated``
+  (CONVENTIONS §5). A second use (§4.1.2: "MUST deny the request and SHOULD revoke ... all tokens
+  previously issued based on that authorization code") is ``invalid_grant`` and revokes the first use's
+  access token (denylist) and its refresh token family, announced with ``oauthTokenRevoked``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import clock, rfc7636, services, user_tokens
+from ..crypto.secrets import keyed_hash, new_secret
+from ..errors import InvalidGrant, InvalidRequest
+from ..events import EventName, build_event, outbox_put
+from ..store import (
+    ENTITY,
+    PK,
+    SK,
+    TTL_ATTRIBUTE,
+    AttrMissing,
+    Compare,
+    ConditionFailed,
+    NotExists,
+    Operation,
+    Put,
+    Update,
+    all_of,
+    eq,
+)
+from .grants import Grant, TokenRequest, TokenResponse, register_grant
+
+GRANT_TYPE = "authorization_code"
+PREFIX = "ac"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeGrant:
+    """What a code stands for."""
+
+    client_id: str
+    user_id: str
+    grant_id: str
+    scope: str
+    redirect_uri: str
+    redirect_uri_sent: bool
+    auth_time: int
+    sid: str
+    nonce: str | None
+    code_challenge: str | None
+
+
+def _key(code_hash: str) -> tuple[str, str]:
+    return f"CODE#{code_hash}", "CODE"
+
+
+def new_code_op(grant: CodeGrant, *, now: int | None = None) -> tuple[str, Operation]:
+    """A fresh code for ``grant`` and the write storing its hash."""
+    moment = clock.now() if now is None else now
+    code = new_secret(PREFIX)
+    pk, sk = _key(keyed_hash(services.secret_hash_key(), code))
+    data = {k: v for k, v in asdict(grant).items() if v is not None}
+    item = {PK: pk, SK: sk, ENTITY: "authorization_code", "created_at": moment,
+            TTL_ATTRIBUTE: moment + services.settings().authorization_code_ttl, **data}
+    return code, Put(item, condition=NotExists())
+
+
+def _load(code: str) -> tuple[str, dict[str, Any]] | None:
+    if not code.startswith(f"lk_{PREFIX}_") or len(code) > 200:
+        return None
+    code_hash = keyed_hash(services.secret_hash_key(), code)
+    item = services.item_store().get(*_key(code_hash))
+    return (code_hash, item) if item is not None else None
+
+
+def _revoke_first_use(item: dict[str, Any]) -> None:
+    """§4.1.2: revoke what the first redemption issued (idempotent: a third use changes nothing)."""
+    jti, exp = item.get("issued_jti"), item.get("issued_exp")
+    if not jti:
+        return
+    settings = services.settings()
+    writes: list[Operation] = [services.denylist().revoke_op(str(jti), int(exp))]
+    if family := item.get("issued_family"):
+        writes.append(services.refresh_token_store().revoke_family_op(str(family), settings.refresh_token_ttl))
+    event = build_event(EventName.OAUTH_TOKEN_REVOKED, namespace=settings.namespace,
+                        parent_namespace=settings.parent_namespace, client_id=item["client_id"],
+                        user_id=item["user_id"])
+    writes.append(outbox_put(event, ttl=settings.event_ttl))
+    try:
+        services.item_store().write(*writes)
+    except ConditionFailed as exc:
+        if exc.index not in (None, 0):
+            raise  # index 0: the access token was already denied by an earlier replay
+
+
+def authorization_code(request: TokenRequest) -> TokenResponse:
+    client, params = request.client, request.params
+    code = params.get("code")
+    if code is None:
+        raise InvalidRequest("The code parameter is required.")
+    loaded = _load(code)
+    now = clock.now()
+    if loaded is None:
+        raise InvalidGrant(detail="unknown code")
+    code_hash, item = loaded
+    if item["client_id"] != client.client_id:
+        raise InvalidGrant(detail=f"code of client {item['client_id']} redeemed by {client.client_id}")
+    if item.get("used_at") is not None:
+        _revoke_first_use(item)
+        raise InvalidGrant(detail="code reused; the tokens of its first use are revoked")
+    if int(item[TTL_ATTRIBUTE]) <= now:
+        raise InvalidGrant(detail="code expired")
+    sent = params.get("redirect_uri")
+    if (item.get("redirect_uri_sent") or sent is not None) and sent != item["redirect_uri"]:
+        raise InvalidGrant(detail="redirect_uri differs from the authorization request")
+    if not rfc7636.verify(params.get("code_verifier"), item.get("code_challenge")):
+        raise InvalidGrant(detail="PKCE verification failed")
+    live = user_tokens.load_grant(item["user_id"], client.client_id, item["grant_id"])
+    if live is None:
+        raise InvalidGrant(detail="the user or their consent is no longer in force")
+    issued = user_tokens.issue(client=client, user=live.user, connection=live.connection,
+                               scopes=str(item["scope"]).split(), auth_time=int(item["auth_time"]),
+                               sid=item.get("sid", ""), nonce=item.get("nonce"))
+    consume = Update(*_key(code_hash), condition=all_of(
+        AttrMissing("used_at"), eq("client_id", client.client_id), Compare(TTL_ATTRIBUTE, ">", now)), set={
+        "used_at": now, "issued_jti": issued.jti, "issued_exp": int(issued.claims["exp"]),
+        **({"issued_family": issued.family_id} if issued.family_id else {})})
+    try:
+        services.item_store().write(consume, *issued.writes)
+    except ConditionFailed as exc:
+        if exc.index in (None, 0):  # redeemed concurrently: this is the second use
+            if (again := _load(code)) is not None:
+                _revoke_first_use(again[1])
+            raise InvalidGrant(detail="code redeemed concurrently") from exc
+        raise
+    return issued.response
+
+
+GRANT = register_grant(Grant(grant_type=GRANT_TYPE, handler=authorization_code,
+                             parameters=frozenset({"code", "redirect_uri", "code_verifier"}),
+                             public_clients=True))
