@@ -20,6 +20,7 @@ from typing import Any
 
 from . import services
 from .events import EventName, build_event, outbox_put
+from .observability import logger
 from .store import ConditionFailed, Operation
 from .users import User
 
@@ -33,19 +34,21 @@ def _revoked_event(user_id: str, client_id: str = "") -> Operation:
     return outbox_put(event, ttl=settings.event_ttl)
 
 
-def revoke_user(user: User, **changes: Any) -> None:
+def revoke_user(user: User, *, client_id: str = "", **changes: Any) -> None:
     """End every session and token of ``user`` (optionally changing attributes, e.g. ``status``), with
-    one ``oauthTokenRevoked``. Raises :class:`latchkey.store.ConditionFailed` if the user changed
-    generation (was revoked) concurrently or no longer exists."""
+    one ``oauthTokenRevoked`` whose ``clientId`` is ``client_id``, the client acting (events/asyncapi.yaml
+    requires one). Raises :class:`latchkey.store.ConditionFailed` if the user changed generation (was
+    revoked) concurrently or no longer exists."""
     store = services.user_store()
-    services.item_store().write(store.bump_generation_op(user, **changes), _revoked_event(user.user_id))
-    cleanup(user.user_id, below_generation=user.generation + 1)
+    services.item_store().write(store.bump_generation_op(user, **changes), _revoked_event(user.user_id, client_id))
+    _tidy(user.user_id, below_generation=user.generation + 1)
 
 
-def delete_user(user: User) -> None:
-    """Delete ``user`` and their username, with one ``oauthTokenRevoked``; then clean up their rows."""
-    services.user_store().delete(user, also=(_revoked_event(user.user_id),))
-    cleanup(user.user_id)
+def delete_user(user: User, *, client_id: str = "") -> None:
+    """Delete ``user`` and their username, with one ``oauthTokenRevoked`` (``clientId``: the client
+    acting); then clean up their rows."""
+    services.user_store().delete(user, also=(_revoked_event(user.user_id, client_id),))
+    _tidy(user.user_id)
 
 
 def revoke_connection(user_id: str, client_id: str) -> bool:
@@ -58,9 +61,26 @@ def revoke_connection(user_id: str, client_id: str) -> bool:
         if exc.index in (None, 0):
             return False
         raise
-    _delete_in_batches([services.refresh_token_store().delete_op(t.token_hash)
-                        for t in services.refresh_token_store().for_user(user_id, client_id)])
+    try:  # best effort, like _tidy: the tokens died with the connection's grant_id
+        _delete_in_batches([services.refresh_token_store().delete_op(t.token_hash)
+                            for t in services.refresh_token_store().for_user(user_id, client_id)])
+    except Exception:  # noqa: BLE001
+        logger.warning("cleanup after a connection revocation failed", extra={"user_id": user_id}, exc_info=True)
     return True
+
+
+def cleanup_client(client_id: str) -> None:
+    """After an app was deleted: remove its connections and their refresh tokens (already dead, since a
+    user's token is honoured only while the app row exists), best effort."""
+    connections, refresh = services.connection_store(), services.refresh_token_store()
+    try:
+        operations: list[Operation] = []
+        for connection in connections.for_client(client_id):
+            operations.append(connections.delete_op(connection.user_id, client_id, must_exist=False))
+            operations += [refresh.delete_op(t.token_hash) for t in refresh.for_user(connection.user_id, client_id)]
+        _delete_in_batches(operations)
+    except Exception:  # noqa: BLE001 - best effort by design; TTLs remove what is left
+        logger.warning("cleanup after an app deletion failed", extra={"client_id": client_id}, exc_info=True)
 
 
 def cleanup(user_id: str, *, below_generation: int | None = None) -> None:
@@ -79,6 +99,15 @@ def cleanup(user_id: str, *, below_generation: int | None = None) -> None:
     operations += [refresh.delete_op(t.token_hash) for t in refresh.for_user(user_id)
                    if t.grant_id not in live_grants]
     _delete_in_batches(operations)
+
+
+def _tidy(user_id: str, *, below_generation: int | None = None) -> None:
+    """:func:`cleanup` after a committed revocation: a failure there (a conflicting write, throttling) is
+    logged, not raised, so the caller is not told that a revocation which did happen failed."""
+    try:
+        cleanup(user_id, below_generation=below_generation)
+    except Exception:  # noqa: BLE001 - best effort by design; TTLs remove what is left
+        logger.warning("cleanup after revocation failed", extra={"user_id": user_id}, exc_info=True)
 
 
 def _delete_in_batches(operations: Sequence[Operation]) -> None:

@@ -23,6 +23,7 @@ from .store import (
     PK,
     SK,
     AttrMissing,
+    Condition,
     ConditionFailed,
     Delete,
     Exists,
@@ -127,8 +128,10 @@ class ItemUserStore:
             raise
 
     def replace(self, user: User, *, also: Sequence[Operation] = ()) -> None:
-        """Overwrite an existing user (the username is fixed; renaming is a separate operation)."""
-        self._items.write(Put(user.to_item(), condition=Exists()), *also)
+        """Overwrite an existing user (the username is fixed; renaming is a separate operation). Fails
+        with ConditionFailed if the user changed generation since read: writing the old generation
+        back would bring revoked sessions and tokens back to life."""
+        self._items.write(Put(user.to_item(), condition=all_of(Exists(), _same_generation(user))), *also)
 
     def list(self, amount: int, offset: int) -> list[User]:
         """The page ``[offset, offset + amount)`` of users ordered by username (GSI ``gsi1``)."""
@@ -143,8 +146,13 @@ class ItemUserStore:
     def bump_generation_op(self, user: User, **changes: Any) -> Operation:
         """The write that moves ``user`` to the next generation (ending every session and token it
         holds), with optional attribute ``changes``; it fails if the user changed generation since read."""
-        same = eq("generation", user.generation)
-        if user.generation == 0:
-            same = any_of(same, AttrMissing("generation"))  # rows written before the counter existed
         return Update(*user_key(user.user_id), set={**changes, "generation": user.generation + 1},
-                      condition=all_of(Exists(), same))
+                      condition=all_of(Exists(), _same_generation(user)))
+
+
+def _same_generation(user: User) -> Condition:
+    """The stored user is still in the generation ``user`` was read in."""
+    same = eq("generation", user.generation)
+    if user.generation == 0:
+        return any_of(same, AttrMissing("generation"))  # rows written before the counter existed
+    return same
