@@ -38,8 +38,9 @@ Choices, where governor's description leaves room:
 - The list is newest first (governor orders by time, descending), ``amount`` 1-255 is required and
   ``offset`` defaults to 0 (governor reads both, refusing missing or invalid values); bulk reads take at
   most 255 ids, omit unknown ones and answer sorted by client id (governor's ``GetBulk``).
-- Deleting an app removes its logo in the same transaction. Refresh tokens and user connections do not
-  exist yet (later issues); their revocation joins that transaction when they do (``also``).
+- Deleting an app removes its logo in the same transaction. Its users' tokens die with it (a user's
+  token is honoured only while the app row exists); the users' connections to it and their refresh
+  tokens are then deleted, best effort (:func:`latchkey.revocation.cleanup_client`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import clock, services
+from . import clock, revocation, services
 from .client_metadata import ClientMetadata, InvalidClientMetadata, parse_metadata
 from .clients import CLIENTS_INDEX_PK, Client, ClientExists
 from .crypto.secrets import keyed_hash, new_secret
@@ -303,3 +304,4 @@ def delete(client_id: str, *, also: Sequence[Operation] = ()) -> None:
         if exc.index in (None, 0):
             raise NotFound(NOT_FOUND) from exc
         raise
+    revocation.cleanup_client(client_id)
