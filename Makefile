@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .dev/sam
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test unit integration e2e lint sam-validate sam-build bench deps clean config-table admin-bootstrap
+.PHONY: dev test unit integration e2e lint sam-validate sam-build bench deps browser clean config-table admin-bootstrap
 
 deps: $(VENV)/.installed node_modules/.installed
 
@@ -30,8 +30,12 @@ $(SAM_VENV)/.installed: tools/sam-requirements.txt
 dev: deps
 	$(BIN)/python -m devstack up $(ARGS)
 
-## test: the whole suite (unit, contract, integration on DynamoDB Local + Kafka mock, e2e, SAM checks)
-test: deps $(SAM_VENV)/.installed
+## browser: Debian's chromium for the browser tests (Playwright drives it; nothing to do when it is on PATH)
+browser:
+	tools/install-chromium.sh
+
+## test: the whole suite (unit, contract, integration on DynamoDB Local + Kafka mock, e2e, browser, SAM checks)
+test: deps browser $(SAM_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: deps

@@ -1,5 +1,6 @@
-"""Development seeds, created idempotently by ``make dev``: an admin client allowed every admin scope
-and a user with profile and email claims. Ids and secrets come from the environment when set.
+"""Development seeds, created idempotently by ``make dev``: an admin client allowed every admin scope,
+a user with profile and email claims, and a public PKCE app for trying the sign-in flow. Ids and secrets
+come from the environment when set.
 
 Running it again changes nothing unless a secret or password in the environment changed, in which
 case the stored hash is replaced (so ``DEV_ADMIN_CLIENT_SECRET=... make dev`` just works).
@@ -17,6 +18,8 @@ from latchkey.config import Settings
 from latchkey.crypto.passwords import hash_password, verify_password
 from latchkey.crypto.secrets import keyed_hash, verify_keyed_hash
 from latchkey.users import User
+
+DEV_APP = "dev-app"
 
 
 def seed(settings: Settings) -> dict[str, str]:
@@ -41,6 +44,13 @@ def seed(settings: Settings) -> dict[str, str]:
         clients.replace(existing.model_copy(update={"secret_hash": keyed_hash(hash_key, client_secret),
                                                     "scope": ADMIN_SCOPES, "updated_at": now}))
 
+    if clients.get(DEV_APP) is None:  # a public PKCE app to try the sign-in flow with a browser
+        clients.create(Client(
+            client_id=DEV_APP, name="Latchkey dev app", url="http://127.0.0.1",
+            redirect_uris=("http://127.0.0.1/callback",), grant_types=("authorization_code", "refresh_token"),
+            response_types=("code",), token_endpoint_auth_method="none",
+            post_logout_redirect_uris=("http://127.0.0.1/",), created_at=now, updated_at=now))
+
     users = services.user_store()
     user = users.get_by_username(username)
     if user is None:
@@ -51,4 +61,5 @@ def seed(settings: Settings) -> dict[str, str]:
     elif not verify_password(password, user.password_hash):
         users.replace(user.model_copy(update={"password_hash": hash_password(password), "updated_at": now}))
 
-    return {"admin client": f"{client_id} / {client_secret}", "user": f"{username} / {password}"}
+    return {"admin client": f"{client_id} / {client_secret}", "user": f"{username} / {password}",
+            "public app (PKCE)": f"{DEV_APP}, redirect http://127.0.0.1:<any port>/callback"}

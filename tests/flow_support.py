@@ -37,7 +37,7 @@ def flow_stack(monkeypatch, *, store=None, password_cost: int = 10):
                         "PASSWORD_HASH_COST": str(password_cost), "POWERTOOLS_TRACE_DISABLED": "true",
                         "POWERTOOLS_METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
-    for name in ("TABLE_NAME", "DYNAMODB_ENDPOINT", "KMS_KEY_ID", "KAFKA_BOOTSTRAP"):
+    for name in ("TABLE_NAME", "DYNAMODB_ENDPOINT", "KMS_KEY_ID"):
         monkeypatch.delenv(name, raising=False)
     services.reset()
     if store is not None:

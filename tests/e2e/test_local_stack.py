@@ -85,11 +85,13 @@ class StackProcess:
         return self.process.returncode
 
 
-def start_stack(state_dir: Path, *args, prefix=None, table=None, timeout=90) -> StackProcess:
+def start_stack(state_dir: Path, *args, prefix=None, table=None, timeout=90,
+                env: dict[str, str] | None = None) -> StackProcess:
+    """Start ``python -m devstack up`` on a free port; ``env`` adds settings (e.g. ``LOGIN_MAX_FAILURES``)."""
     port = free_port()
     prefix = prefix or f"e2e{uuid.uuid4().hex[:8]}"
     table = table or f"e2e-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "TABLE_NAME": table, "KAFKA_TOPIC_PREFIX": prefix, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "TABLE_NAME": table, "KAFKA_TOPIC_PREFIX": prefix, "PYTHONUNBUFFERED": "1"}
     env.pop("KAFKA_BOOTSTRAP", None)  # the stack's own mock cluster
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir.parent / f"{state_dir.name}-{port}.log"

@@ -45,7 +45,10 @@ def test_the_metadata_names_the_endpoints(stack):
     assert document["token_endpoint"] == f"{stack.url}/api/oauth/token"
     assert document["revocation_endpoint"] == f"{stack.url}/api/oauth/revoke"
     assert document["introspection_endpoint"] == f"{stack.url}/api/oauth/introspect"
-    assert document["grant_types_supported"] == ["client_credentials"]
+    assert document["grant_types_supported"] == ["authorization_code", "client_credentials", "refresh_token"]
+    assert document["authorization_endpoint"] == f"{stack.url}/api/oauth/authorize"
+    assert document["end_session_endpoint"] == f"{stack.url}/api/oauth/logout"
+    assert document["response_types_supported"] == ["code"]
 
 
 def test_client_credentials_token_verifies_is_introspected_revoked_and_announced(stack):

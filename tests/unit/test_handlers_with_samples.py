@@ -109,8 +109,10 @@ def test_every_non_http_function_is_exercised_here():
 def test_every_http_sample_reaches_its_route(rotated, route):
     """Each sample is routed by its function's resolver (not its 404) and answered without a server error.
     A domain 404 (e.g. no app with the sample's id in the empty store) names what is missing."""
+    from tests.unit.test_routes_in_step import sample_file
+
     directory = Path(route.code_uri).name
-    event = _sample(directory)
+    event = json.loads((EVENTS / sample_file(route)).read_text(encoding="utf-8"))
     result = _invoke(directory, event)
     assert result["statusCode"] < 500, (directory, result)
     if result["statusCode"] == 404:
@@ -397,6 +399,100 @@ def test_gov_app_update_rotate_image_and_delete_samples(rotated):
     assert _invoke("gov_app_image_get")["statusCode"] == 404
 
 
+# --- governor's user management (functions/gov_user_*) ------------------------------------------------
+GOV_USER = ("gov_user_create", "gov_user_list", "gov_user_get", "gov_user_update", "gov_user_delete",
+            "gov_user_revoke")
+SAMPLE_USER = "7d793037a0760186574b0282f2f435e7"
+USER_SCOPES = ("gov.user.oauth.user:read", "gov.user.oauth.user:write")
+
+
+def _cheap_passwords() -> None:
+    """scrypt at its lowest cost: the samples' passwords need no protection."""
+    services.override(settings=services.settings().model_copy(update={"password_hash_cost": 10}))
+
+
+def _sample_user() -> None:
+    """The user the samples name, created directly in the (in-memory) store."""
+    from latchkey.users import User
+
+    services.user_store().create(User(user_id=SAMPLE_USER, username="alice.smith", password_hash="$scrypt$x",
+                                      name="Alice Smith", created_at=1767225600, updated_at=1767225600))
+
+
+@pytest.mark.parametrize("directory", GOV_USER)
+def test_gov_user_samples_without_a_token_are_401(rotated, directory):
+    event = _sample(directory)
+    assert "authorization" not in event["headers"]
+    result = _invoke(directory, event)
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"].startswith('Bearer realm="latchkey", error="invalid_token"')
+    body = json.loads(result["body"])
+    _check("GovernorError", body)
+    assert body == {"message": "An access token is required.", "code": "invalid_token",
+                    "request_id": event["requestContext"]["requestId"]}
+
+
+@pytest.mark.parametrize("directory", GOV_USER)
+def test_gov_user_samples_with_an_app_admin_token_are_403(rotated, directory):
+    result = _invoke(directory, _with_token(directory))  # gov.user.oauth.app:* only
+    assert result["statusCode"] == 403
+    _check("GovernorError", json.loads(result["body"]))
+
+
+def test_gov_user_create_sample(rotated):
+    _cheap_passwords()
+    result = _invoke("gov_user_create", _with_token("gov_user_create", _admin_token(USER_SCOPES)))
+    assert result["statusCode"] == 201, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    body = json.loads(result["body"])
+    _check("UserCreated", body)
+    event = {**_with_token("gov_user_get", _admin_token(USER_SCOPES)),
+             "rawPath": f"/api/oauth/user/id/{body['userid']}"}
+    user = json.loads(_invoke("gov_user_get", event)["body"])
+    _check("User", user)
+    sent = json.loads(_sample("gov_user_create")["body"])
+    assert "password" not in user and user["status"] == "active"
+    assert {k: user[k] for k in sent if k != "password"} == {k: v for k, v in sent.items() if k != "password"}
+    again = _invoke("gov_user_create", _with_token("gov_user_create", _admin_token(USER_SCOPES)))
+    assert again["statusCode"] == 409
+
+
+def test_gov_user_get_list_update_revoke_delete_samples(rotated):
+    _cheap_passwords()
+    token = _admin_token(USER_SCOPES)
+    missing = _invoke("gov_user_get", _with_token("gov_user_get", token))
+    assert missing["statusCode"] == 404
+    _check("GovernorError", json.loads(missing["body"]))
+    _sample_user()
+
+    result = _invoke("gov_user_get", _with_token("gov_user_get", token))
+    assert result["statusCode"] == 200
+    user = json.loads(result["body"])
+    _check("User", user)
+    assert (user["userid"], user["username"], user["name"]) == (SAMPLE_USER, "alice.smith", "Alice Smith")
+
+    listed = _invoke("gov_user_list", _with_token("gov_user_list", token))
+    assert listed["statusCode"] == 200
+    body = json.loads(listed["body"])
+    _check("UserList", body)
+    assert body == {"users": [user]}
+
+    result = _invoke("gov_user_update", _with_token("gov_user_update", token))
+    assert (result["statusCode"], result.get("body") or "") == (204, "")
+    after = json.loads(_invoke("gov_user_get", _with_token("gov_user_get", token))["body"])
+    sent = json.loads(_sample("gov_user_update")["body"])
+    assert {k: after[k] for k in sent} == sent
+
+    result = _invoke("gov_user_revoke", _with_token("gov_user_revoke", token))
+    assert (result["statusCode"], result.get("body") or "") == (204, "")
+    assert services.user_store().get(SAMPLE_USER).generation == 1
+
+    result = _invoke("gov_user_delete", _with_token("gov_user_delete", token))
+    assert (result["statusCode"], result.get("body") or "") == (204, "")
+    assert _invoke("gov_user_get", _with_token("gov_user_get", token))["statusCode"] == 404
+    assert _invoke("gov_user_revoke", _with_token("gov_user_revoke", token))["statusCode"] == 404
+
+
 # --- dynamic client registration (RFC 7591 / RFC 7592) ---------------------------------------------
 def _registration_sample(directory: str, token: str | None = None) -> dict[str, Any]:
     event = copy.deepcopy(_sample(directory))
@@ -548,3 +644,154 @@ def test_introspect_and_revoke_samples(rotated):
     assert revoked["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
     assert json.loads(_invoke("introspect", _form_with_token("introspect", token))["body"]) == {"active": False}
     assert _invoke("revoke")["statusCode"] == 200  # the placeholder token: invalid, so 200 as well
+
+
+# --- userinfo, governor's consent API and connections (userinfo, gov_auth_code, gov_connection_*) ----------
+GOV_USER_ROUTES = ("gov_auth_code", "gov_connection_list", "gov_connection_get", "gov_connection_delete")
+ACCOUNT_APP = "5a7e3c1b9d2f4e6a8b0c1d2e3f405162"  # the app whose user tokens call governor's user routes
+CONNECTION_USER = "3c59dc048e8850243be8079a5c74d079"
+
+
+def _connected_user() -> None:
+    """A user, and the sample app (SAMPLE_CLIENT) and the account app registered for the code flow."""
+    from latchkey.users import User
+
+    services.user_store().create(User(user_id=CONNECTION_USER, username="carol", password_hash="$scrypt$x",
+                                      name="Carol Baker", email="carol@example.com", email_verified=True,
+                                      created_at=1767225600, updated_at=1767225600))
+    from latchkey import apps
+    from latchkey.client_metadata import parse_metadata
+
+    code_flow = {"grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]}
+    apps.create_from(parse_metadata({"name": "Example Shop", "url": "https://shop.example.com",
+                                     "redirect_uri": "https://shop.example.com/oauth/callback", **code_flow}),
+                     client_id=SAMPLE_CLIENT)
+    apps.create_from(parse_metadata({"name": "Account", "url": "https://account.example.com",
+                                     "redirect_uri": "https://account.example.com/cb", **code_flow,
+                                     "scope": "gov.user.oauth.authorize gov.user.oauth.connection:read "
+                                              "gov.user.oauth.connection:write"}), client_id=ACCOUNT_APP)
+
+
+def _user_token(client_id: str, scopes: tuple[str, ...]) -> str:
+    """The user consents to ``client_id`` for ``scopes``; an access token of the resulting grant."""
+    from latchkey import clock, user_tokens
+
+    user = services.user_store().get(CONNECTION_USER)
+    client = services.client_store().get(client_id)
+    assert user is not None and client is not None
+    now = clock.now()
+    connection, put = services.connection_store().grant_op(user, client_id, scopes, auth_time=now, now=now)
+    services.item_store().write(put)
+    issued = user_tokens.issue(client=client, user=user, connection=connection, scopes=scopes, auth_time=now,
+                               sid="")
+    services.item_store().write(*issued.writes)
+    return issued.response.access_token
+
+
+def _account_token() -> str:
+    return _user_token(ACCOUNT_APP, ("gov.user.oauth.authorize", "gov.user.oauth.connection:read",
+                                     "gov.user.oauth.connection:write"))
+
+
+@pytest.mark.parametrize("directory", GOV_USER_ROUTES)
+def test_gov_user_route_samples_without_a_token_are_401(rotated, directory):
+    event = _sample(directory)
+    assert "authorization" not in event["headers"]
+    result = _invoke(directory, event)
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"].startswith('Bearer realm="latchkey", error="invalid_token"')
+    body = json.loads(result["body"])
+    _check("GovernorError", body)
+    assert body == {"message": "An access token is required.", "code": "invalid_token",
+                    "request_id": event["requestContext"]["requestId"]}
+
+
+@pytest.mark.parametrize("directory", GOV_USER_ROUTES)
+def test_gov_user_route_samples_with_a_client_token_are_403(rotated, directory):
+    token = _admin_token(("gov.user.oauth.authorize", "gov.user.oauth.connection:read",
+                          "gov.user.oauth.connection:write"))  # a client's own token: no user behind it
+    result = _invoke(directory, _with_token(directory, token))
+    assert result["statusCode"] == 403
+    body = json.loads(result["body"])
+    _check("GovernorError", body)
+    assert body["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("sample", ["userinfo", "userinfo.post"])
+def test_userinfo_samples_with_the_placeholder_token_are_401(rotated, sample):
+    event = json.loads((EVENTS / f"{sample}.json").read_text(encoding="utf-8"))
+    result = _invoke("userinfo", event)
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"].startswith('Bearer realm="latchkey", error="invalid_token"')
+    assert result["headers"]["Cache-Control"] == "no-store"
+    assert result["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]
+    body = json.loads(result["body"])
+    _check("OAuthError", body)
+    assert body["error"] == "invalid_token"
+
+
+def test_userinfo_samples_with_a_user_token(rotated):
+    from urllib.parse import urlencode
+
+    _connected_user()
+    token = _user_token(SAMPLE_CLIENT, ("openid", "profile", "email"))
+    event = copy.deepcopy(_sample("userinfo"))
+    event["headers"]["authorization"] = f"Bearer {token}"
+    result = _invoke("userinfo", event)
+    assert result["statusCode"] == 200, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    assert result["headers"]["Content-Type"] == "application/json"
+    body = json.loads(result["body"])
+    _check("UserInfo", body)
+    assert body == {"sub": CONNECTION_USER, "name": "Carol Baker", "preferred_username": "carol",
+                    "updated_at": 1767225600, "email": "carol@example.com", "email_verified": True}
+
+    posted = json.loads((EVENTS / "userinfo.post.json").read_text(encoding="utf-8"))
+    posted["body"] = urlencode({"access_token": token})
+    result = _invoke("userinfo", posted)
+    assert result["statusCode"] == 200, result
+    assert json.loads(result["body"]) == body
+
+
+def test_gov_auth_code_sample(rotated):
+    _connected_user()
+    result = _invoke("gov_auth_code", _with_token("gov_auth_code", _account_token()))
+    assert result["statusCode"] == 200, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    body = json.loads(result["body"])
+    _check("AuthCodeResponse", body)
+    sent = json.loads(_sample("gov_auth_code")["body"])
+    _check("AuthCodeRequest", sent)
+    connection = services.connection_store().get(CONNECTION_USER, SAMPLE_CLIENT)
+    assert connection is not None and connection.scope == "email openid profile"
+
+
+def test_gov_connection_samples(rotated):
+    _connected_user()
+    shop_token = _user_token(SAMPLE_CLIENT, ("openid", "profile"))
+    account = _account_token()
+
+    listed = _invoke("gov_connection_list", _with_token("gov_connection_list", account))
+    assert listed["statusCode"] == 200, listed
+    body = json.loads(listed["body"])
+    _check("ConnectionList", body)
+    assert sorted(c["client_id"] for c in body["connections"]) == sorted([SAMPLE_CLIENT, ACCOUNT_APP])
+
+    got = _invoke("gov_connection_get", _with_token("gov_connection_get", account))
+    assert got["statusCode"] == 200, got
+    one = json.loads(got["body"])
+    _check("Connection", one)
+    assert one in body["connections"] and one["scope"] == "openid profile"
+
+    deleted = _invoke("gov_connection_delete", _with_token("gov_connection_delete", account))
+    assert (deleted["statusCode"], deleted.get("body") or "") == (204, "")
+    assert deleted["headers"]["Cache-Control"] == "no-store"
+    missing = _invoke("gov_connection_get", _with_token("gov_connection_get", account))
+    assert missing["statusCode"] == 404
+    _check("GovernorError", json.loads(missing["body"]))
+    again = _invoke("gov_connection_delete", _with_token("gov_connection_delete", account))
+    assert again["statusCode"] == 404
+
+    event = copy.deepcopy(_sample("userinfo"))
+    event["headers"]["authorization"] = f"Bearer {shop_token}"
+    assert _invoke("userinfo", event)["statusCode"] == 401  # the sample app's token died with the connection

@@ -84,7 +84,7 @@ def test_missing_grant_type_is_invalid_request(app, body):
     s.assert_no_store(answer)
 
 
-@pytest.mark.parametrize("grant_type", ["password", "implicit", "authorization_code", "refresh_token",
+@pytest.mark.parametrize("grant_type", ["password", "implicit", "AUTHORIZATION_CODE", "refresh-token",
                                         "urn:ietf:params:oauth:grant-type:device_code", "CLIENT_CREDENTIALS"])
 def test_grant_types_not_in_the_registry_are_unsupported(app, grant_type):
     _client, auth = app

@@ -31,17 +31,24 @@ def test_metadata_never_advertises_an_endpoint_that_is_not_a_route():
 
 def test_metadata_lists_only_what_works():
     document = rfc8414.metadata(SETTINGS)
-    implemented_grants = {"client_credentials"}  # extended as grant types land
+    implemented_grants = {"authorization_code", "client_credentials", "refresh_token"}  # extended as grants land
     assert set(document["grant_types_supported"]) == implemented_grants
     assert document["grant_types_supported"] == [g.grant_type for g in grants.registered()]
-    assert document["response_types_supported"] == []
+    # RFC 9700 §2.1.2: the code flow only (no implicit "token", no hybrid)
+    assert document["response_types_supported"] == ["code"]
+    assert document["response_modes_supported"] == ["query"]
+    assert document["authorization_endpoint"] == "https://auth.example.com/api/oauth/authorize"
+    assert document["code_challenge_methods_supported"] == ["S256"]
+    assert document["authorization_response_iss_parameter_supported"] is True
+    assert document["prompt_values_supported"] == ["consent", "login", "none", "select_account"]
+    assert document["end_session_endpoint"] == "https://auth.example.com/api/oauth/logout"
     assert document["token_endpoint"] == "https://auth.example.com/api/oauth/token"
-    # "none" only once a registered grant accepts public clients (client_credentials does not)
+    # "none" is listed once a registered grant accepts public clients (authorization_code does, with PKCE)
     methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-    assert document["token_endpoint_auth_methods_supported"] == methods
+    assert document["token_endpoint_auth_methods_supported"] == [*methods, "none"]
     assert document["token_endpoint_auth_signing_alg_values_supported"] == ["ES256", "RS256"]
     assert document["revocation_endpoint"] == "https://auth.example.com/api/oauth/revoke"
-    assert document["revocation_endpoint_auth_methods_supported"] == methods
+    assert document["revocation_endpoint_auth_methods_supported"] == [*methods, "none"]
     assert document["introspection_endpoint"] == "https://auth.example.com/api/oauth/introspect"
     assert document["introspection_endpoint_auth_methods_supported"] == [*methods, "Bearer"]
 
@@ -53,7 +60,7 @@ def test_contributions_merge_list_fields_without_duplicates():
 
     try:
         document = rfc8414.metadata(SETTINGS)
-        assert document["grant_types_supported"] == ["client_credentials", "x-test"]
+        assert document["grant_types_supported"] == [g.grant_type for g in grants.registered()] + ["x-test"]
         assert document["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
     finally:
         rfc8414._contributions.remove(extra)

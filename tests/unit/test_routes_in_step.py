@@ -45,6 +45,21 @@ def _sample_name(resource: dict[str, Any]) -> str:
     return Path(resource["Properties"]["CodeUri"]).name + ".json"
 
 
+def sample_file(route) -> str:
+    """A function's first route has ``events/<dir>.json``; a further route (say the POST of a page that
+    also answers GET) has ``events/<dir>.<method>.json``, so every route has a sample to invoke."""
+    directory = Path(route.code_uri).name
+    own = [r for r in routes() if r.function == route.function]
+    return f"{directory}.json" if route == own[0] else f"{directory}.{route.method.lower()}.json"
+
+
+def operation_id(route) -> str:
+    """The function's logical id for its first route; ``<LogicalId><Method>`` (``LoginFunctionPost``) for
+    a further one (OpenAPI operation ids are unique)."""
+    own = [r for r in routes() if r.function == route.function]
+    return route.function if route == own[0] else route.function + route.method.capitalize()
+
+
 def _protocol(route) -> Protocol:
     source = route.module_file.read_text(encoding="utf-8")
     found = set(re.findall(r"create_app\(Protocol\.([A-Z]+)\)", source))
@@ -58,12 +73,12 @@ def test_every_template_route_is_documented_with_its_function():
     for route in routes():
         op = operations.get((route.method, route.path))
         assert op is not None, f"{route.method} {route.path} ({route.function}) is missing from openapi.yaml"
-        assert op["operationId"] == route.function
+        assert op["operationId"] == operation_id(route)
         assert op.get("summary"), f"{route.function} needs a summary"
 
 
 def test_openapi_documents_no_route_the_template_lacks():
-    template_routes = {(r.method, r.path): r.function for r in routes()}
+    template_routes = {(r.method, r.path): operation_id(r) for r in routes()}
     doc = _openapi()
     for key, op in _operations(doc).items():
         assert key in template_routes, f"openapi.yaml documents {key}, which template.yaml does not route"
@@ -80,27 +95,35 @@ def test_operation_ids_are_unique():
 def test_error_responses_use_the_protocol_of_the_route():
     doc = _openapi()
     operations = _operations(doc)
-    expected = {Protocol.OAUTH: "#/components/schemas/OAuthError",
-                Protocol.GOVERNOR: "#/components/schemas/GovernorError"}
+    expected = {Protocol.OAUTH: ("application/json", "#/components/schemas/OAuthError"),
+                Protocol.GOVERNOR: ("application/json", "#/components/schemas/GovernorError"),
+                Protocol.PAGE: ("text/html", "#/components/schemas/HtmlPage")}
     for route in routes():
         responses = operations[(route.method, route.path)]["responses"]
         assert "404" in responses, route.function
+        media, schema = expected[_protocol(route)]
         for status, response in responses.items():
             if int(status) < 400:
                 continue
-            schema_ref = _resolve(doc, response)["content"]["application/json"]["schema"]["$ref"]
-            assert schema_ref == expected[_protocol(route)], (route.function, status)
+            schema_ref = _resolve(doc, response)["content"][media]["schema"]["$ref"]
+            assert schema_ref == schema, (route.function, status)
 
 
 # OAuth protocol endpoints at governor's base path: their errors are RFC 6749 §5.2 (RFC 7009, RFC 7662,
-# RFC 7591 §3.2.2 and RFC 7592).
+# RFC 7591 §3.2.2, RFC 7592 and the UserInfo endpoint of OIDC Core §5.3 with RFC 6750 §3.1).
 OAUTH_API_PATHS = {"/api/oauth/token", "/api/oauth/revoke", "/api/oauth/introspect",
-                   "/api/oauth/register", "/api/oauth/register/{client_id}"}
+                   "/api/oauth/register", "/api/oauth/register/{client_id}", "/api/oauth/userinfo"}
+
+
+# The hosted pages a person's browser visits: their errors are the HTML error page.
+PAGE_PATHS = {"/api/oauth/authorize", "/api/oauth/login", "/api/oauth/consent", "/api/oauth/logout"}
 
 
 def test_well_known_routes_speak_oauth_and_api_routes_speak_governor():
     for route in routes():
-        if route.path.startswith("/.well-known/") or route.path in OAUTH_API_PATHS:
+        if route.path in PAGE_PATHS:
+            assert _protocol(route) is Protocol.PAGE, route.function
+        elif route.path.startswith("/.well-known/") or route.path in OAUTH_API_PATHS:
             assert _protocol(route) is Protocol.OAUTH, route.function
         elif route.path.startswith("/api/"):
             assert _protocol(route) is Protocol.GOVERNOR, route.function
@@ -234,7 +257,7 @@ def test_openapi_with_openapi_spec_validator():
 
 # --- events/*.json <-> template.yaml -----------------------------------------------------------------
 def test_every_function_has_a_sample_event_and_no_sample_is_stray():
-    expected = {_sample_name(res) for res in functions().values()}
+    expected = {_sample_name(res) for res in functions().values()} | {sample_file(r) for r in routes()}
     present = {p.name for p in EVENTS.glob("*.json")}
     assert expected - present == set(), f"missing sample events: {sorted(expected - present)}"
     assert present - expected == set(), f"sample events for no function: {sorted(present - expected)}"
@@ -244,8 +267,7 @@ def test_every_function_has_a_sample_event_and_no_sample_is_stray():
 
 @pytest.mark.parametrize("route", routes(), ids=lambda r: r.function)
 def test_http_sample_matches_its_route(route):
-    resource = functions()[route.function]
-    event = json.loads((EVENTS / _sample_name(resource)).read_text(encoding="utf-8"))
+    event = json.loads((EVENTS / sample_file(route)).read_text(encoding="utf-8"))
     route_key = f"{route.method} {route.path}"
     assert event["version"] == "2.0"
     assert event["routeKey"] == route_key

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         ge=10, le=20,
     )
     login_slowdown_after: int = Field(
-        3, description="Failed sign-ins (per username or per address) after which each retry must wait, "
+        3, description="Failed sign-ins for one username after which each retry must wait, "
         "doubling from 1 s up to 60 s.", ge=1,
     )
     login_max_failures: int = Field(

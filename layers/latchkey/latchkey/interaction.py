@@ -24,12 +24,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from . import clock, lockout, services
+from . import clock, lockout, rfc8414, services
 from .clients import Client
+from .config import Settings
 from .crypto import passwords
 from .crypto.jws import TokenInvalid
 from .crypto.secrets import new_secret
@@ -177,10 +178,12 @@ def _needs_login(request: AuthorizationRequest, current: tuple[Session, User] | 
     if current is None:
         return True
     session = current[0]
-    fresh = session.auth_time >= request.created_at  # signed in during this very request
-    if "login" in request.prompt or "select_account" in request.prompt:
-        return not fresh
-    return request.max_age is not None and now - session.auth_time > request.max_age and not fresh
+    if request.login_sid is not None and request.login_sid == session.sid:
+        return False  # signed in for this very request (a time comparison cannot tell within one second)
+    # OIDC Core §3.1.2.1: "max_age=0 is equivalent to prompt=login"
+    if "login" in request.prompt or "select_account" in request.prompt or request.max_age == 0:
+        return True
+    return request.max_age is not None and now - session.auth_time > request.max_age
 
 
 def proceed(request: AuthorizationRequest, current: tuple[Session, User] | None) -> Outcome:
@@ -290,11 +293,16 @@ def login_submit(form: Mapping[str, str], browser: Browser) -> Outcome:
     lockout.clear_user(username)
     settings, now = services.settings(), clock.now()
     value, session, put = services.session_store().create_op(user, ttl=settings.session_ttl, now=now)
-    writes: list[Operation] = [put]
+    writes: list[Operation] = [authz.signed_in_op(request, session.sid), put]
     if (old := services.session_store().find(browser.cookie(cookie_name(settings.issuer)))) is not None:
         writes.append(services.session_store().delete_op(old))  # no session fixation: always a new id
-    services.item_store().write(*writes)
-    outcome = proceed(request, (session, user))
+    try:
+        services.item_store().write(*writes)
+    except ConditionFailed as exc:
+        if exc.index in (None, 0):
+            raise PageError("invalid_request", "This sign-in request was already completed.") from exc
+        raise
+    outcome = proceed(replace(request, login_sid=session.sid), (session, user))
     return with_cookies(outcome, SetCookie(cookie_name(settings.issuer), value, settings.session_ttl))
 
 
@@ -311,8 +319,9 @@ def consent_page(request_id: str | None, browser: Browser) -> Outcome:
     """``GET /api/oauth/consent?request=...``."""
     request = _pending(request_id)
     current = current_session(browser)
-    if current is None:
+    if _needs_login(request, current, clock.now()):  # prompt=login / max_age cannot be skipped from here
         return Redirect(_url(LOGIN_PATH, request=request.request_id))
+    assert current is not None
     client = _client(request)
     token, cookies = csrf_for(browser, "consent", request.request_id)
     issuer = services.settings().issuer
@@ -329,8 +338,9 @@ def consent_submit(form: Mapping[str, str], browser: Browser) -> Outcome:
     request = _pending(form.get("request"))
     check_csrf(browser, form, "consent", request.request_id)
     current = current_session(browser)
-    if current is None:
+    if _needs_login(request, current, clock.now()):
         return Redirect(_url(LOGIN_PATH, request=request.request_id))
+    assert current is not None
     decision = form.get("decision")
     if decision == "deny":
         try:
@@ -421,6 +431,11 @@ def is_confirmation(form: Mapping[str, str]) -> bool:
     return "csrf_token" in form
 
 
+@rfc8414.contributes
+def _logout_metadata(settings: Settings) -> dict[str, Any]:
+    return {"end_session_endpoint": settings.issuer + LOGOUT_PATH}
+
+
 # --- governor's consent API -------------------------------------------------------------------------------
 SCOPE_AUTHORIZE = "gov.user.oauth.authorize"
 _AUTH_CODE_FIELDS = {"client_id", "scope", "nonce", "code_challenge", "code_challenge_method", "redirect_uri"}
@@ -435,6 +450,8 @@ def governor_auth_code(claims: Mapping[str, Any], body: Mapping[str, Any]) -> di
     if any(not isinstance(value, str) for value in body.values()):
         raise InvalidRequest("Every field must be a string.")
     fields = {k: v for k, v in body.items() if v != ""}
+    if "grant_id" not in claims:  # a client's own token (client_credentials): its sub is no user
+        raise Forbidden("Only an active user can authorize an app.", detail=f"client {claims.get('client_id')}")
     user = services.user_store().get(str(claims["sub"]))
     if user is None or not user.active:
         raise Forbidden("Only an active user can authorize an app.")

@@ -2,8 +2,9 @@
 
 Counters are table rows with a TTL (``LOGIN_FAILURE_WINDOW``). Within a window:
 
-- after ``LOGIN_SLOWDOWN_AFTER`` failures, each further attempt must wait 1, 2, 4 ... up to 60 s after
-  the previous failure (slowing a guesser down without locking a user out for a typo);
+- after ``LOGIN_SLOWDOWN_AFTER`` failures for a username, each further attempt must wait 1, 2, 4 ... up
+  to 60 s after the previous failure (slowing a guesser down without locking a user out for a typo; an
+  address shared by many people, behind NAT, is not slowed, only locked at its own, higher limit);
 - at ``LOGIN_MAX_FAILURES`` (per username) or ``LOGIN_MAX_ADDRESS_FAILURES`` (per address) the key is
   locked until the window ends.
 
@@ -47,14 +48,14 @@ def _read(key: str, now: int) -> Counter | None:
     return Counter(key, int(item["failures"]), int(item["last_failure"]), int(item[TTL_ATTRIBUTE]))
 
 
-def _wait(counter: Counter | None, limit: int, now: int) -> int:
+def _wait(counter: Counter | None, limit: int, now: int, *, slow_down: bool) -> int:
     """Seconds until ``counter`` allows another attempt (0: now)."""
     settings = services.settings()
     if counter is None:
         return 0
     if counter.failures >= limit:
         return max(1, counter.window_ends - now)
-    if counter.failures >= settings.login_slowdown_after:
+    if slow_down and counter.failures >= settings.login_slowdown_after:
         delay = min(MAX_DELAY, 2 ** (counter.failures - settings.login_slowdown_after))
         return max(0, counter.last_failure + delay - now)
     return 0
@@ -63,8 +64,8 @@ def _wait(counter: Counter | None, limit: int, now: int) -> int:
 def retry_after(username: str, address: str) -> int:
     """0 when a sign-in attempt may proceed, else the seconds to wait."""
     settings, now = services.settings(), clock.now()
-    return max(_wait(_read(_user_key(username), now), settings.login_max_failures, now),
-               _wait(_read(_address_key(address), now), settings.login_max_address_failures, now))
+    return max(_wait(_read(_user_key(username), now), settings.login_max_failures, now, slow_down=True),
+               _wait(_read(_address_key(address), now), settings.login_max_address_failures, now, slow_down=False))
 
 
 def record_failure(username: str, address: str) -> None:

@@ -19,8 +19,9 @@ from .crypto.b64 import b64url_encode
 from .errors import InvalidRequest
 
 METHODS = ("S256",)
-_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+# fullmatch, not match with "$" (which also matches before a trailing newline)
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
 
 def challenge_of(verifier: str) -> str:
@@ -38,7 +39,7 @@ def check_request(challenge: str | None, method: str | None, *, public: bool) ->
         return None
     if method != "S256":
         raise InvalidRequest("code_challenge_method must be S256.")
-    if not _CHALLENGE.match(challenge):
+    if not _CHALLENGE.fullmatch(challenge):
         raise InvalidRequest("code_challenge must be 43 base64url characters (S256).")
     return challenge
 
@@ -47,6 +48,6 @@ def verify(verifier: str | None, challenge: str | None) -> bool:
     """Does ``verifier`` redeem a code bound to ``challenge`` (None: issued without PKCE)?"""
     if challenge is None:
         return verifier is None
-    if verifier is None or not _VERIFIER.match(verifier):
+    if verifier is None or not _VERIFIER.fullmatch(verifier):
         return False
     return hmac.compare_digest(challenge_of(verifier), challenge)

@@ -40,9 +40,13 @@ class Issued:
 
 
 def issue(*, client: Client, user: User, connection: Connection, scopes: Iterable[str], auth_time: int,
-          sid: str, nonce: str | None = None, refresh_family: str | None = None) -> Issued:
+          sid: str, nonce: str | None = None, refresh_family: str | None = None,
+          refresh_scopes: Iterable[str] | None = None) -> Issued:
+    """``refresh_scopes``: the scope of the refresh token when it differs from the access token's (a
+    narrowed refresh: RFC 6749 §6, the new refresh token's scope "MUST be identical" to the old one's)."""
     settings = services.settings()
     granted = tuple(sorted(set(scopes)))
+    kept = granted if refresh_scopes is None else tuple(sorted(set(refresh_scopes)))
     now = clock.now()
     ttl = min(client.access_token_ttl or settings.access_token_ttl, settings.access_token_ttl)
     extra = {GRANT_ID_CLAIM: connection.grant_id, "auth_time": auth_time}
@@ -54,9 +58,9 @@ def issue(*, client: Client, user: User, connection: Connection, scopes: Iterabl
     body: dict[str, Any] = {}
     writes: list[Operation] = []
     refresh_hash = family_id = None
-    if OFFLINE_ACCESS in granted and "refresh_token" in client.grant_types:
+    if OFFLINE_ACCESS in kept and "refresh_token" in client.grant_types:
         value, row, put = services.refresh_token_store().new_op(
-            client_id=client.client_id, user_id=user.user_id, scope=scope_string(granted),
+            client_id=client.client_id, user_id=user.user_id, scope=scope_string(kept),
             grant_id=connection.grant_id, auth_time=auth_time, sid=sid, ttl=settings.refresh_token_ttl,
             now=now, family_id=refresh_family)
         body["refresh_token"] = value

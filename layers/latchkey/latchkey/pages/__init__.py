@@ -9,9 +9,11 @@ Policy, so the policy can stay ``default-src 'none'``:
   redirects that follow a form post, and the consent post ends at the app),
 - ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY``) against clickjacking, ``base-uri 'none'``;
 
-with ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` (codes and request ids stay out of
-Referer headers), ``X-Content-Type-Options: nosniff``, ``Cross-Origin-Opener-Policy: same-origin`` and,
-for an https issuer, HSTS.
+with ``Cache-Control: no-store``, ``Referrer-Policy: same-origin`` (request ids never reach another site
+in a Referer header, while the browser still sends a real ``Origin`` on the pages' own form posts, which
+the CSRF check requires; ``no-referrer`` makes Chromium send ``Origin: null``),
+``X-Content-Type-Options: nosniff``, ``Cross-Origin-Opener-Policy: same-origin`` and, for an https
+issuer, HSTS.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def security_headers(form_targets: tuple[str, ...] = ()) -> dict[str, str]:
         "Content-Security-Policy": (f"default-src 'none'; style-src {style_hash}; img-src 'self' data:; "
                                     f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"),
         "Cache-Control": "no-store", "Pragma": "no-cache", "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
         "Cross-Origin-Opener-Policy": "same-origin",
     }
     if services.settings().issuer.startswith("https://"):

@@ -87,13 +87,17 @@ def _load(code: str) -> tuple[str, dict[str, Any]] | None:
     return (code_hash, item) if item is not None else None
 
 
-def _revoke_first_use(item: dict[str, Any]) -> None:
-    """§4.1.2: revoke what the first redemption issued (idempotent: a third use changes nothing)."""
+def _revoke_first_use(code_hash: str, item: dict[str, Any]) -> None:
+    """§4.1.2: revoke what the first redemption issued (idempotent: a third use changes nothing).
+
+    The code row's ``revoked_at`` guards "once"; the access token may already be on the denylist (the
+    client revoked it, RFC 7009), and its refresh token family must be revoked all the same."""
     jti, exp = item.get("issued_jti"), item.get("issued_exp")
-    if not jti:
+    if not jti or item.get("revoked_at") is not None:
         return
     settings = services.settings()
-    writes: list[Operation] = [services.denylist().revoke_op(str(jti), int(exp))]
+    guard = all_of(AttrMissing("revoked_at"), eq("client_id", item["client_id"]))  # eq: the row still exists
+    writes: list[Operation] = [Update(*_key(code_hash), set={"revoked_at": clock.now()}, condition=guard)]
     if family := item.get("issued_family"):
         writes.append(services.refresh_token_store().revoke_family_op(str(family), settings.refresh_token_ttl))
     event = build_event(EventName.OAUTH_TOKEN_REVOKED, namespace=settings.namespace,
@@ -101,10 +105,17 @@ def _revoke_first_use(item: dict[str, Any]) -> None:
                         user_id=item["user_id"])
     writes.append(outbox_put(event, ttl=settings.event_ttl))
     try:
-        services.item_store().write(*writes)
+        if services.denylist().revoke(str(jti), int(exp), also=writes):
+            return
     except ConditionFailed as exc:
-        if exc.index not in (None, 0):
-            raise  # index 0: the access token was already denied by an earlier replay
+        if exc.index == 1:  # the guard: an earlier replay revoked everything already
+            return
+        raise
+    try:
+        services.item_store().write(*writes)  # the access token was already denied: revoke the rest
+    except ConditionFailed as exc:
+        if exc.index != 0:
+            raise
 
 
 def authorization_code(request: TokenRequest) -> TokenResponse:
@@ -120,7 +131,7 @@ def authorization_code(request: TokenRequest) -> TokenResponse:
     if item["client_id"] != client.client_id:
         raise InvalidGrant(detail=f"code of client {item['client_id']} redeemed by {client.client_id}")
     if item.get("used_at") is not None:
-        _revoke_first_use(item)
+        _revoke_first_use(code_hash, item)
         raise InvalidGrant(detail="code reused; the tokens of its first use are revoked")
     if int(item[TTL_ATTRIBUTE]) <= now:
         raise InvalidGrant(detail="code expired")
@@ -144,7 +155,7 @@ def authorization_code(request: TokenRequest) -> TokenResponse:
     except ConditionFailed as exc:
         if exc.index in (None, 0):  # redeemed concurrently: this is the second use
             if (again := _load(code)) is not None:
-                _revoke_first_use(again[1])
+                _revoke_first_use(*again)
             raise InvalidGrant(detail="code redeemed concurrently") from exc
         raise
     return issued.response

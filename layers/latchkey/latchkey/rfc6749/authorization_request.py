@@ -32,13 +32,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .. import clock, services
+from .. import clock, rfc8414, services
 from ..client_metadata import is_loopback
 from ..clients import Client
+from ..config import Settings
 from ..errors import InvalidScope, LatchkeyError
 from ..oidc import OPENID, STANDARD_SCOPES
 from ..rfc7636 import check_request
-from ..store import ENTITY, PK, SK, TTL_ATTRIBUTE, Delete, Exists, Operation, Put
+from ..store import ENTITY, PK, SK, TTL_ATTRIBUTE, Delete, Exists, Operation, Put, Update
 
 AUTHORIZE_PATH = "/api/oauth/authorize"
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
@@ -83,20 +84,26 @@ def redirect_location(redirect_uri: str, **params: str | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, joined, ""))
 
 
+def _loopback_parts(uri: str) -> tuple[str, str, str] | None:
+    """(host, path, query) of a plain-http loopback URI with a valid port and nothing else in it (no
+    userinfo, no fragment: RFC 6749 §3.1.2); None for any other URI."""
+    parts = urlsplit(uri)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not is_loopback(parts.hostname) or "#" in uri or "@" in parts.netloc:
+        return None
+    return str(parts.hostname), parts.path, parts.query
+
+
 def match_redirect_uri(client: Client, requested: str) -> bool:
     """Exact match, or a loopback URI equal but for its port (RFC 8252 §7.3)."""
     registered = client.all_redirect_uris
     if requested in registered:
         return True
-    asked = urlsplit(requested)
-    if asked.scheme != "http" or not is_loopback(asked.hostname):
-        return False
-    for uri in registered:
-        known = urlsplit(uri)
-        if (known.scheme, known.hostname, known.path, known.query) == (asked.scheme, asked.hostname, asked.path,
-                                                                       asked.query) and is_loopback(known.hostname):
-            return True
-    return False
+    asked = _loopback_parts(requested)
+    return asked is not None and any(_loopback_parts(uri) == asked for uri in registered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +121,7 @@ class AuthorizationRequest:
     login_hint: str | None
     ui_locales: str | None
     created_at: int
+    login_sid: str | None = None  # the session signed in for this very request (prompt=login, max_age)
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -139,7 +147,7 @@ class AuthorizationRequest:
                    code_challenge=item.get("code_challenge"), prompt=tuple(item.get("prompt", "").split()),
                    max_age=int(item["max_age"]) if item.get("max_age") is not None else None,
                    login_hint=item.get("login_hint"), ui_locales=item.get("ui_locales"),
-                   created_at=int(item["created_at"]))
+                   created_at=int(item["created_at"]), login_sid=item.get("login_sid"))
 
 
 def find_client(client_id: str | None) -> Client:
@@ -223,7 +231,7 @@ def parse(params: Mapping[str, str]) -> AuthorizationRequest:
     if "none" in prompt and len(prompt) > 1:
         raise fail("invalid_request", "prompt=none cannot be combined with other values.")
     max_age = params.get("max_age")
-    if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
+    if max_age is not None and not re.fullmatch(r"[0-9]{1,9}", max_age):  # not isdigit(): "²" is a digit
         raise fail("invalid_request", "max_age must be a non-negative integer.")
     return AuthorizationRequest(
         request_id=secrets.token_urlsafe(24), client_id=client.client_id, redirect_uri=redirect_uri,
@@ -246,8 +254,29 @@ def load(request_id: str | None) -> AuthorizationRequest | None:
     return AuthorizationRequest.from_item(item)
 
 
+def signed_in_op(request: AuthorizationRequest, sid: str) -> Operation:
+    """Record that the user signed in for this request (session ``sid``), so ``prompt=login`` and
+    ``max_age`` are satisfied by that sign-in only; fails if the request was completed meanwhile."""
+    return Update(f"AUTHREQ#{request.request_id}", "AUTHREQ", set={"login_sid": sid}, condition=Exists())
+
+
 def complete_op(request: AuthorizationRequest) -> Operation:
     """Remove the pending request; fails if it was already completed (a double-submitted form)."""
     return Delete(f"AUTHREQ#{request.request_id}", "AUTHREQ", condition=Exists())
 
 
+
+
+@rfc8414.contributes
+def _metadata(settings: Settings) -> dict[str, Any]:
+    return {
+        "authorization_endpoint": settings.issuer + AUTHORIZE_PATH,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
+        "prompt_values_supported": sorted(PROMPTS),
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+    }

@@ -51,7 +51,8 @@ def refresh_token(request: TokenRequest) -> TokenResponse:
     if live is None:
         raise InvalidGrant(detail="the user or their consent is no longer in force")
     issued = user_tokens.issue(client=client, user=live.user, connection=live.connection, scopes=scopes,
-                               auth_time=token.auth_time, sid=token.sid, refresh_family=token.family_id)
+                               auth_time=token.auth_time, sid=token.sid, refresh_family=token.family_id,
+                               refresh_scopes=token.scopes)
     try:
         services.item_store().write(store.consume_op(token, int(issued.claims["iat"])), *issued.writes)
     except ConditionFailed as exc:
