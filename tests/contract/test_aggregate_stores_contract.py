@@ -270,3 +270,75 @@ def test_refresh_token_store_single_use_families_and_indexes(item_store, monkeyp
         item_store.write(tokens.consume_op(rotated, 1060))  # and cannot be consumed
     item_store.write(tokens.delete_op(rotated.token_hash))
     assert {t.token_hash for t in tokens.for_user("u1", "shop")} == {token.token_hash}
+
+
+def test_refresh_token_family_start_is_carried_by_rotation(item_store, monkeypatch):
+    tokens = ItemRefreshTokenStore(item_store, HASH_KEY)
+    monkeypatch.setattr(clock, "now", lambda: 1000)
+    value, first, put = _refresh(tokens)
+    item_store.write(put)
+    assert tokens.find(value).family_created_at == 1000 == first.family_start
+    rotated_value, rotated, put = tokens.new_op(
+        client_id="shop", user_id="u1", scope="openid offline_access", grant_id="g1", auth_time=995, sid="sid1",
+        ttl=60, now=1030, family_id=first.family_id, family_created_at=first.family_created_at)
+    item_store.write(put)
+    found = tokens.find(rotated_value)
+    assert (found.created_at, found.family_created_at, found.expires_at) == (1030, 1000, 1090)
+    assert found.family_end(100) == 1100  # rotation never extends the family
+    # rows written before family_created_at was stored start their family at their own creation
+    item_store.write(Update(f"REFRESH#{first.token_hash}", "REFRESH", remove=("family_created_at",)))
+    assert tokens.find(value).family_start == 1000
+
+
+def test_refresh_token_grace_redemption_is_a_condition(item_store, monkeypatch):
+    """A used token may be redeemed again (a Check, used_at unchanged) only while ``used_at > now - grace``,
+    by its own client, before it expires; an unused one not at all by this path."""
+    tokens = ItemRefreshTokenStore(item_store, HASH_KEY)
+    monkeypatch.setattr(clock, "now", lambda: 1000)
+    value, token, put = _refresh(tokens, ttl=600)
+    item_store.write(put)
+    with pytest.raises(ConditionFailed):
+        item_store.write(tokens.grace_op(token, 1001, 5), tokens.family_live_op(token.family_id))  # unused
+    item_store.write(tokens.consume_op(token, 1010))
+    used = tokens.find(value)
+    for moment in (1010, 1014):
+        item_store.write(tokens.grace_op(used, moment, 5), tokens.family_live_op(token.family_id))
+    assert tokens.find(value).used_at == 1010  # the window does not slide
+    assert tokens.find(value).usable_until(5) == 1015
+    for moment in (1015, 1100):
+        with pytest.raises(ConditionFailed) as failed:
+            item_store.write(tokens.grace_op(used, moment, 5), tokens.family_live_op(token.family_id))
+        assert failed.value.index == 0
+    with pytest.raises(ConditionFailed):
+        item_store.write(tokens.grace_op(dataclasses.replace(used, client_id="blog"), 1011, 5),
+                         tokens.family_live_op(token.family_id))
+    with pytest.raises(ConditionFailed):
+        item_store.write(tokens.grace_op(used, 1011, 0), tokens.family_live_op(token.family_id))  # no window
+
+
+def test_refresh_token_family_revocation_once_and_the_live_check(item_store, monkeypatch):
+    tokens = ItemRefreshTokenStore(item_store, HASH_KEY)
+    monkeypatch.setattr(clock, "now", lambda: 1000)
+    value, token, put = _refresh(tokens, ttl=600)
+    item_store.write(put)
+    event = build_event(EventName.OAUTH_TOKEN_REVOKED, namespace="ns", parent_namespace="", client_id="shop",
+                        user_id="u1")
+    item_store.write(tokens.revoke_family_op(token.family_id, 700, once=True), outbox_put(event, ttl=60))
+    assert tokens.family_revoked(token.family_id)
+    marker = item_store.get(f"REFRESHFAMILY#{token.family_id}", "REVOKED")
+    assert marker["expires_at"] == 1700  # outlives every token of the family
+    again = build_event(EventName.OAUTH_TOKEN_REVOKED, namespace="ns", parent_namespace="", client_id="shop",
+                        user_id="u1")
+    with pytest.raises(ConditionFailed) as failed:  # a second revocation, and its event, is refused
+        item_store.write(tokens.revoke_family_op(token.family_id, 700, once=True), outbox_put(again, ttl=60))
+    assert failed.value.index == 0
+    assert item_store.get(f"EVENT#{again.id}", "EVENT") is None
+    item_store.write(tokens.revoke_family_op(token.family_id, 700))  # not "once": idempotent overwrite
+    # a redemption that commits with the family check fails once the family is revoked
+    with pytest.raises(ConditionFailed) as failed:
+        item_store.write(tokens.consume_op(token, 1001), tokens.family_live_op(token.family_id))
+    assert failed.value.index == 1
+    assert tokens.find(value).used_at is None
+    _, other, put = _refresh(tokens, ttl=600)
+    item_store.write(put)
+    item_store.write(tokens.consume_op(other, 1001), tokens.family_live_op(other.family_id))

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from devstack.relay import Relay, StreamSource, relay_function
-from latchkey import revocation, services
+from latchkey import clock, revocation, services
 from latchkey.store.dynamodb import DynamoItemStore
 from tests.flow_support import Agent, add_app, add_user, basic, flow_stack, pkce_pair
 from tests.helpers import consume
@@ -47,7 +47,7 @@ def _code(agent: Agent, client_id: str, **params: str) -> dict[str, str]:
 
 
 def test_public_pkce_flow_code_reuse_and_refresh_rotation_on_dynamodb(base, dynamodb_local, fresh_table,
-                                                                      kafka_cluster):
+                                                                      kafka_cluster, monkeypatch):
     url, prefix = base
     user = add_user("alice", PASSWORD, email="alice@example.com")
     client_id, _ = add_app(public=True)
@@ -82,6 +82,8 @@ def test_public_pkce_flow_code_reuse_and_refresh_rotation_on_dynamodb(base, dyna
                            "client_id": client_id})
     assert rotated.status == 200, rotated.text
     assert rotated.json()["refresh_token"] != tokens["refresh_token"]
+    later = clock.now() + services.settings().refresh_token_reuse_grace  # a replay after the grace window
+    monkeypatch.setattr(clock, "now", lambda: later)
     replay = agent.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
                           "client_id": client_id})
     assert (replay.status, replay.json()["error"]) == (400, "invalid_grant")

@@ -1,5 +1,6 @@
 """The refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2), after a
-code flow through the local gateway."""
+code flow through the local gateway. (The reuse grace window, lifetimes, revocation and introspection of
+refresh tokens: ``test_refresh_token_rotation.py``.)"""
 
 from __future__ import annotations
 
@@ -95,6 +96,12 @@ def scopes(value: str) -> set[str]:
     return set(value.split())
 
 
+def after_grace(monkeypatch, seconds: int = 0) -> None:
+    """Move the clock past the reuse grace window (REFRESH_TOKEN_REUSE_GRACE) of anything used so far."""
+    later = int(time.time()) + services.settings().refresh_token_reuse_grace + 1 + seconds
+    monkeypatch.setattr(clock, "now", lambda: later)
+
+
 # --- rotation ------------------------------------------------------------------------------------------------
 def test_a_refresh_returns_new_tokens_and_a_new_refresh_token(base, agent, user, app):
     first = tokens(agent, app)
@@ -122,25 +129,28 @@ def test_a_public_client_refreshes_with_its_client_id(base, agent, user):
     assert answer.json()["refresh_token"] != first["refresh_token"]
 
 
-def test_a_reused_refresh_token_revokes_its_whole_family(base, agent, user, app):
+def test_a_reused_refresh_token_revokes_its_whole_family(base, monkeypatch, agent, user, app):
     first = tokens(agent, app)
     second = refresh(agent, app, first["refresh_token"]).json()
+    after_grace(monkeypatch)
     assert_error(refresh(agent, app, first["refresh_token"]), "invalid_grant")
     assert_error(refresh(agent, app, second["refresh_token"]), "invalid_grant")
 
 
-def test_a_reuse_deep_in_the_chain_revokes_the_latest_token(base, agent, user, app):
+def test_a_reuse_deep_in_the_chain_revokes_the_latest_token(base, monkeypatch, agent, user, app):
     first = tokens(agent, app)
     second = refresh(agent, app, first["refresh_token"]).json()
     third = refresh(agent, app, second["refresh_token"]).json()
+    after_grace(monkeypatch)
     assert_error(refresh(agent, app, second["refresh_token"]), "invalid_grant")
     assert_error(refresh(agent, app, third["refresh_token"]), "invalid_grant")
 
 
-def test_another_sign_in_has_its_own_family(base, agent, user, app):
+def test_another_sign_in_has_its_own_family(base, monkeypatch, agent, user, app):
     first = tokens(agent, app)
     other = tokens(Agent(base), app)
     refresh(agent, app, first["refresh_token"])
+    after_grace(monkeypatch)
     assert_error(refresh(agent, app, first["refresh_token"]), "invalid_grant")  # revokes first's family only
     assert refresh(agent, app, other["refresh_token"]).status == 200
 
@@ -213,7 +223,7 @@ def test_a_missing_refresh_token_is_invalid_request(base, agent, app):
 
 def test_an_expired_refresh_token_is_invalid_grant(base, monkeypatch, agent, user, app):
     first = tokens(agent, app)
-    later = int(time.time()) + 30 * 86400 + 1  # REFRESH_TOKEN_TTL
+    later = int(time.time()) + 14 * 86400 + 1  # REFRESH_TOKEN_IDLE_TTL
     monkeypatch.setattr(clock, "now", lambda: later)
     assert_error(refresh(agent, app, first["refresh_token"]), "invalid_grant")
 

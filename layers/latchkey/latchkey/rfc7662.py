@@ -4,12 +4,19 @@
   caller authenticates as a confidential client (:mod:`latchkey.rfc6749.client_auth`; a public client's
   bare ``client_id`` proves nothing, so it is ``invalid_client``) or presents a valid Latchkey access
   token as ``Authorization: Bearer`` (§2.3: a bad one is RFC 6750's ``401 invalid_token``).
-- ``token`` is required; ``token_type_hint`` is ignored (only access tokens exist yet).
-- §2.2: an active token is described by ``active``, ``scope``, ``client_id``, ``token_type`` (``Bearer``),
-  ``exp``, ``iat``, ``nbf`` (when set), ``sub``, ``aud``, ``iss`` and ``jti``. Anything else — expired
-  (checked to the second, without the verification leeway), revoked, signed by someone else, issued by
-  another issuer, malformed — is just ``{"active": false}``: §2.2 "SHOULD NOT include any additional
-  information about an inactive token".
+- ``token`` is required; ``token_type_hint`` is not needed (§2.1 "MAY ... use the hint"): a refresh token
+  is recognised by its ``lk_rt_`` prefix, anything else is tried as an access token.
+- §2.2: an active access token is described by ``active``, ``scope``, ``client_id``, ``token_type``
+  (``Bearer``), ``exp``, ``iat``, ``nbf`` (when set), ``sub``, ``aud``, ``iss`` and ``jti``. Anything
+  else — expired (checked to the second, without the verification leeway), revoked, signed by someone
+  else, issued by another issuer, malformed — is just ``{"active": false}``: §2.2 "SHOULD NOT include any
+  additional information about an inactive token".
+- A refresh token is active while it can be redeemed: unexpired, unused or used less than
+  ``REFRESH_TOKEN_REUSE_GRACE`` ago, its family neither revoked nor past its absolute lifetime, and its
+  user's grant in force. It is described by ``active``, ``token_type`` (``refresh_token``), ``scope``,
+  ``client_id``, ``sub`` (the user), ``exp`` (when it stops being redeemable) and ``iat``, to the client
+  it was issued to only: §2.2 lets the server answer ``active: false`` to a caller not allowed to know
+  about the token, and refresh tokens concern no resource server.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import clock, rfc8414, rfc9068, services, user_tokens
+from . import clock, refresh_tokens, rfc8414, rfc9068, services, user_tokens
 from .bearer import token_from_header
 from .config import Settings
 from .crypto.jws import TokenInvalid
@@ -64,14 +71,33 @@ def active_claims(token: str, *, now: int | None = None) -> dict[str, Any] | Non
 
 def introspect(params: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
     """The §2.2 introspection response for the authenticated caller's request."""
-    authorize_caller(params, authorization)
+    caller = authorize_caller(params, authorization)
     token = params.get("token")
     if token is None:
         raise InvalidRequest("The token parameter is required.")
+    if refresh_tokens.looks_like(token):
+        return refresh_token_description(token, caller)
     claims = active_claims(token)
     if claims is None:
         return dict(INACTIVE)
     return {"active": True, "token_type": "Bearer", **{name: claims[name] for name in CLAIMS if name in claims}}
+
+
+def refresh_token_description(value: str, caller: str) -> dict[str, Any]:
+    """The §2.2 response for a refresh token, active only for the client it was issued to."""
+    token = services.refresh_token_store().find(value)
+    if token is None or token.client_id != caller:
+        return dict(INACTIVE)
+    settings, now = services.settings(), clock.now()
+    live = user_tokens.load_grant(token.user_id, token.client_id, token.grant_id)
+    if live is None:
+        return dict(INACTIVE)
+    absolute, _idle = refresh_tokens.lifetimes(live.client, settings)
+    exp = min(token.usable_until(settings.refresh_token_reuse_grace), token.family_end(absolute))
+    if exp <= now or services.refresh_token_store().family_revoked(token.family_id):
+        return dict(INACTIVE)
+    return {"active": True, "token_type": "refresh_token", "scope": token.scope, "client_id": token.client_id,
+            "sub": token.user_id, "exp": exp, "iat": token.created_at}
 
 
 @rfc8414.contributes

@@ -1,30 +1,58 @@
-"""The refresh token grant (RFC 6749 §6), with rotation (RFC 9700 §4.14.2).
+"""The refresh token grant (RFC 6749 §6), with rotation and reuse detection (RFC 9700 §4.14.2).
 
 - The refresh token must exist, be unexpired, belong to the authenticated client (§6: "MUST ... ensure
-  that the refresh token was issued to the authenticated client") and its family must not be revoked;
-  else ``invalid_grant``.
+  that the refresh token was issued to the authenticated client") and its family must be neither revoked
+  nor past its absolute lifetime; else ``invalid_grant``.
 - ``scope`` may narrow, never widen, the original grant (§6: "MUST NOT include any scope not originally
   granted"): ``invalid_scope``.
 - The user must still be active and the connection still in force (the consent may have been revoked).
-- Rotation: the old token is marked used by one conditional write together with the new token row,
-  ``access_time`` and ``oauthTokenGenerated``. Presenting a used token again is treated as theft
-  (RFC 9700 §4.14.2): the whole family is revoked and the answer is ``invalid_grant``.
+- Rotation: the old token is marked used by one transaction together with the new token row (same
+  family, same absolute end: :mod:`latchkey.refresh_tokens`), the "family not revoked" check,
+  ``access_time`` and ``oauthTokenGenerated`` (CONVENTIONS §5).
+- Reuse grace (Hydra #1831/#3604): a used token may be redeemed again for ``REFRESH_TOKEN_REUSE_GRACE``
+  seconds after its first use, so a client refreshing twice in parallel gets two good answers (tokens of
+  the same family) rather than a revoked family. The transaction's condition is "used less than the
+  grace ago", not a read. Two redemptions racing are serialised by the conditions: the loser reads the
+  row again and becomes a grace redemption (or, after the window, a replay).
+- A used token presented after the window is treated as theft (RFC 9700 §4.14.2): the whole family is
+  revoked by one conditional write that also emits ``oauthTokenRevoked``, so concurrent replays announce
+  it once; the answer is ``invalid_grant``, and every token of the family is refused from then on.
 - A new ID Token is returned when ``openid`` is in scope (OIDC Core §12.2), without ``nonce``.
 """
 
 from __future__ import annotations
 
-from .. import services, user_tokens
-from ..errors import InvalidGrant, InvalidRequest, InvalidScope
-from ..store import ConditionFailed
+import random
+import time
+
+from .. import clock, services, user_tokens
+from ..errors import InvalidGrant, InvalidRequest, InvalidScope, TemporarilyUnavailable
+from ..events import EventName, build_event, outbox_put
+from ..refresh_tokens import RefreshToken, lifetimes
+from ..store import ConditionFailed, WriteConflict
 from .grants import Grant, TokenRequest, TokenResponse, register_grant
 
 GRANT_TYPE = "refresh_token"
+ATTEMPTS = 6  # reads + conditional writes; a race on the same token settles in two, DynamoDB conflicts in a few
+CONFLICT_BACKOFF = 0.02  # seconds before retrying a write that collided with another transaction; doubles
 
 
-def _revoke_family(family_id: str) -> None:
+def revoke_family(token: RefreshToken) -> bool:
+    """Revoke ``token``'s whole family and announce it with one ``oauthTokenRevoked``, in one conditional
+    write: False, with nothing written, when the family was already revoked."""
+    settings = services.settings()
+    event = build_event(EventName.OAUTH_TOKEN_REVOKED, namespace=settings.namespace,
+                        parent_namespace=settings.parent_namespace, client_id=token.client_id,
+                        user_id=token.user_id)
     store = services.refresh_token_store()
-    services.item_store().write(store.revoke_family_op(family_id, services.settings().refresh_token_ttl))
+    try:
+        services.item_store().write(store.revoke_family_op(token.family_id, settings.refresh_token_ttl, once=True),
+                                    outbox_put(event, ttl=settings.event_ttl))
+    except ConditionFailed as exc:
+        if exc.index in (None, 0):
+            return False
+        raise
+    return True
 
 
 def refresh_token(request: TokenRequest) -> TokenResponse:
@@ -32,7 +60,23 @@ def refresh_token(request: TokenRequest) -> TokenResponse:
     value = params.get("refresh_token")
     if value is None:
         raise InvalidRequest("The refresh_token parameter is required.")
-    store = services.refresh_token_store()
+    for attempt in range(ATTEMPTS):
+        try:
+            return _redeem(request, value)
+        except ConditionFailed as exc:
+            if exc.index not in (0, 1):
+                raise
+            # 0: the token was redeemed meanwhile (read it again: a grace redemption, or a replay);
+            # 1: the family was revoked meanwhile (read again: invalid_grant)
+        except WriteConflict:
+            time.sleep(CONFLICT_BACKOFF * 2 ** attempt * (0.5 + random.random()))  # noqa: S311 (jitter)
+    raise TemporarilyUnavailable(detail=f"refresh of {client.client_id} lost {ATTEMPTS} races in a row")
+
+
+def _redeem(request: TokenRequest, value: str) -> TokenResponse:
+    """One read and one conditional transaction (ConditionFailed index 0: the old row, 1: the family)."""
+    client, params = request.client, request.params
+    store, settings = services.refresh_token_store(), services.settings()
     token = store.find(value)
     if token is None:
         raise InvalidGrant(detail="unknown or expired refresh token")
@@ -40,9 +84,15 @@ def refresh_token(request: TokenRequest) -> TokenResponse:
         raise InvalidGrant(detail=f"refresh token of {token.client_id} presented by {client.client_id}")
     if store.family_revoked(token.family_id):
         raise InvalidGrant(detail="refresh token family revoked")
-    if token.used_at is not None:
-        _revoke_family(token.family_id)
-        raise InvalidGrant(detail="refresh token reused; its family is revoked")
+    now = clock.now()
+    absolute, _idle = lifetimes(client, settings)
+    if token.family_end(absolute) <= now:
+        raise InvalidGrant(detail="refresh token family past its absolute lifetime")
+    grace = settings.refresh_token_reuse_grace
+    if token.used_at is not None and now >= token.used_at + grace:
+        revoked = revoke_family(token)
+        raise InvalidGrant(detail=f"refresh token reused {now - token.used_at} s after its rotation; "
+                                  + ("its family is revoked" if revoked else "its family was already revoked"))
     scope = params.get("scope")
     scopes = token.scopes if scope is None else frozenset(scope.split(" "))
     if not scopes <= token.scopes or "" in scopes:
@@ -52,14 +102,10 @@ def refresh_token(request: TokenRequest) -> TokenResponse:
         raise InvalidGrant(detail="the user or their consent is no longer in force")
     issued = user_tokens.issue(client=client, user=live.user, connection=live.connection, scopes=scopes,
                                auth_time=token.auth_time, sid=token.sid, refresh_family=token.family_id,
-                               refresh_scopes=token.scopes)
-    try:
-        services.item_store().write(store.consume_op(token, int(issued.claims["iat"])), *issued.writes)
-    except ConditionFailed as exc:
-        if exc.index in (None, 0):
-            _revoke_family(token.family_id)
-            raise InvalidGrant(detail="refresh token redeemed concurrently") from exc
-        raise
+                               refresh_scopes=token.scopes, refresh_family_created_at=token.family_start)
+    moment = int(issued.claims["iat"])
+    redeem = store.consume_op(token, moment) if token.used_at is None else store.grace_op(token, moment, grace)
+    services.item_store().write(redeem, store.family_live_op(token.family_id), *issued.writes)
     return issued.response
 
 
