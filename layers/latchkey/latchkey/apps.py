@@ -23,7 +23,8 @@ Choices, where governor's description leaves room:
   times are.
 - The JSON keeps governor's members exactly (``client_id, name, url, redirect_uri, logo, time,
   creation_time``) and adds the RFC 7591 §2 client metadata beside them; absent optional metadata
-  (``jwks``, ``jwks_uri``, ``access_token_ttl``) is omitted, as RFC 7591 §3.2.1 omits it. The secret
+  (``jwks``, ``jwks_uri``, ``access_token_ttl``, ``refresh_token_ttl``, ``refresh_token_idle_ttl``,
+  ``token_exchange_policy``) is omitted, as RFC 7591 §3.2.1 omits it. The secret
   hash is never shown.
 - Create and update accept the metadata of :class:`latchkey.client_metadata.ClientMetadata`; anything
   else is a 400 and nothing is written.
@@ -124,7 +125,8 @@ def render(client: Client) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
     }
-    for name in ("jwks", "jwks_uri", "access_token_ttl"):
+    for name in ("jwks", "jwks_uri", "access_token_ttl", "refresh_token_ttl", "refresh_token_idle_ttl",
+                 "token_exchange_policy"):
         if (value := getattr(client, name)) is not None:
             body[name] = value
     return body

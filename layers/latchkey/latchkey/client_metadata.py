@@ -81,6 +81,18 @@ def check_redirect_uri(value: str) -> str:
     raise InvalidRedirectUri(f"Invalid redirect URI: {value[:100]}")
 
 
+class TokenExchangePolicy(BaseModel):
+    """Which tokens an app may exchange (RFC 8693), default deny: the clients whose tokens it may present
+    as ``subject_token`` (its own id included only if listed), the audiences (``audience`` / ``resource``)
+    it may ask for, and whether it may act for a subject (``actor_token``, the ``act`` claim)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    subject_clients: list[str] = Field(default_factory=list, max_length=100)
+    audiences: list[str] = Field(default_factory=list, max_length=100)
+    delegation: bool = False
+
+
 class ClientMetadata(BaseModel):
     """What a caller may set on an app. Strict: wrong types are refused, not coerced."""
 
@@ -99,6 +111,9 @@ class ClientMetadata(BaseModel):
     id_token_signed_response_alg: str = "RS256"
     post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=MAX_REDIRECT_URIS)
     access_token_ttl: int | None = Field(None, ge=60, le=86400)
+    refresh_token_ttl: int | None = Field(None, ge=60, le=366 * 86400)
+    refresh_token_idle_ttl: int | None = Field(None, ge=60, le=366 * 86400)
+    token_exchange_policy: TokenExchangePolicy | None = None
 
     @field_validator("name")
     @classmethod

@@ -37,6 +37,9 @@ class Client(BaseModel):
     id_token_signed_response_alg: str = "RS256"
     post_logout_redirect_uris: tuple[str, ...] = ()
     access_token_ttl: int | None = None
+    refresh_token_ttl: int | None = None
+    refresh_token_idle_ttl: int | None = None
+    token_exchange_policy: dict[str, Any] | None = None
     secret_hash: str | None = None
     logo: str = Field("", description="A tiny base64 PNG preview (governor's `logo`).")
     logo_etag: str = ""

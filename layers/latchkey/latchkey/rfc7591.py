@@ -21,7 +21,10 @@
 - **Privilege** (§5, "the authorization server ... SHOULD NOT allow ... clients to obtain privileges they
   would not otherwise have"): scopes under the administrative prefix ``gov.`` are never registered
   dynamically (nor through RFC 7592 updates, which the client itself performs); admin clients are made
-  with governor's app routes.
+  with governor's app routes. Likewise the server-managed members of governor's apps are not RFC 7591
+  metadata and are ignored here: ``token_exchange_policy`` (what an app may exchange, RFC 8693; default
+  deny), ``access_token_ttl`` and the refresh token lifetimes. An RFC 7592 update keeps whatever an
+  administrator set for them.
 - **Errors** (§3.2.2): ``400`` ``invalid_redirect_uri`` / ``invalid_client_metadata`` in the OAuth shape.
 - **Response** (§3.2.1): ``201`` with ``client_id``, ``client_id_issued_at``, ``client_secret`` and
   ``client_secret_expires_at`` (``0``, never) for ``client_secret_basic``/``client_secret_post`` clients

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import clock, rfc9068, services
+from . import clock, refresh_tokens, rfc9068, services
 from .clients import Client
 from .connections import Connection
 from .events import EventName, build_event, outbox_put
@@ -27,6 +27,9 @@ from .store import PK, SK, Operation
 from .users import User, user_key
 
 GRANT_ID_CLAIM = "grant_id"
+# The app whose connection the grant_id belongs to, when it is not the token's client_id (a token
+# obtained by token exchange, RFC 8693, for another app still dies with the user's original consent).
+GRANT_CLIENT_CLAIM = "grant_client_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +44,13 @@ class Issued:
 
 def issue(*, client: Client, user: User, connection: Connection, scopes: Iterable[str], auth_time: int,
           sid: str, nonce: str | None = None, refresh_family: str | None = None,
-          refresh_scopes: Iterable[str] | None = None) -> Issued:
+          refresh_scopes: Iterable[str] | None = None, refresh_family_created_at: int | None = None) -> Issued:
     """``refresh_scopes``: the scope of the refresh token when it differs from the access token's (a
-    narrowed refresh: RFC 6749 §6, the new refresh token's scope "MUST be identical" to the old one's)."""
+    narrowed refresh: RFC 6749 §6, the new refresh token's scope "MUST be identical" to the old one's).
+
+    The refresh token expires after the app's idle lifetime, but never after its family's absolute end
+    (:func:`latchkey.refresh_tokens.lifetimes`): a rotation passes ``refresh_family`` and the family's
+    first issue ``refresh_family_created_at``; without them a new family starts now."""
     settings = services.settings()
     granted = tuple(sorted(set(scopes)))
     kept = granted if refresh_scopes is None else tuple(sorted(set(refresh_scopes)))
@@ -59,10 +66,13 @@ def issue(*, client: Client, user: User, connection: Connection, scopes: Iterabl
     writes: list[Operation] = []
     refresh_hash = family_id = None
     if OFFLINE_ACCESS in kept and "refresh_token" in client.grant_types:
+        absolute, idle = refresh_tokens.lifetimes(client, settings)
+        started = now if refresh_family is None or refresh_family_created_at is None else refresh_family_created_at
         value, row, put = services.refresh_token_store().new_op(
             client_id=client.client_id, user_id=user.user_id, scope=scope_string(kept),
-            grant_id=connection.grant_id, auth_time=auth_time, sid=sid, ttl=settings.refresh_token_ttl,
-            now=now, family_id=refresh_family)
+            grant_id=connection.grant_id, auth_time=auth_time, sid=sid,
+            ttl=max(1, min(now + idle, started + absolute) - now), now=now, family_id=refresh_family,
+            family_created_at=started)
         body["refresh_token"] = value
         refresh_hash, family_id = row.token_hash, row.family_id
         writes.append(put)
@@ -106,4 +116,7 @@ def grant_is_live(claims: Mapping[str, Any]) -> bool:
     grant_id = claims.get(GRANT_ID_CLAIM)
     if grant_id is None:
         return True  # a client's own token (client_credentials): no user grant behind it
-    return load_grant(str(claims["sub"]), str(claims["client_id"]), str(grant_id)) is not None
+    client_id = claims.get(GRANT_CLIENT_CLAIM, claims["client_id"])
+    if client_id != claims["client_id"] and services.client_store().get(str(claims["client_id"])) is None:
+        return False  # an exchanged token (RFC 8693) also dies with the app that holds it
+    return load_grant(str(claims["sub"]), str(client_id), str(grant_id)) is not None
