@@ -67,6 +67,28 @@ class TemporarilyUnavailable(LatchkeyError):
     default_description = "The server is temporarily unable to handle the request."
 
 
+# --- RFC 8628 §3.5 (device access token response: the §5.2 shape, status 400) ----------------------
+class AuthorizationPending(LatchkeyError):
+    error, status = "authorization_pending", 400
+    default_description = "The user has not yet approved or denied the request."
+
+
+class SlowDown(LatchkeyError):
+    error, status = "slow_down", 400
+    default_description = "Polling too fast; wait the interval (now increased by 5 seconds)."
+
+
+class ExpiredToken(LatchkeyError):
+    error, status = "expired_token", 400
+    default_description = "The device code has expired; start again."
+
+
+class GrantAccessDenied(LatchkeyError):
+    """``access_denied`` at the token endpoint (RFC 8628 §3.5): a 400, unlike the 403 of a forbidden page."""
+
+    error, status, default_description = "access_denied", 400, "The user denied the request."
+
+
 # --- RFC 8707 §2 (resource indicators) ---------------------------------------------------------------
 class InvalidTarget(LatchkeyError):
     error, status = "invalid_target", 400

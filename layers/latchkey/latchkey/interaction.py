@@ -17,6 +17,10 @@ stores it with ``oauthRequestAuthorized`` and :func:`proceed`\\ s:
 
 governor's consent API (``POST /api/oauth/auth/code``, :func:`governor_auth_code`) and the consent page
 share :func:`grant_code`.
+
+The login page also serves pending requests of kind ``return`` (:func:`authz.return_request`): a page of
+Latchkey's own (RFC 8628's ``/device``, :mod:`latchkey.rfc8628`) that needs a signed-in user sends the
+browser through login, and a successful sign-in consumes the row and goes back to that page.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from .users import User
 
 LOGIN_PATH, CONSENT_PATH, LOGOUT_PATH = "/api/oauth/login", "/api/oauth/consent", "/api/oauth/logout"
 CSRF_COOKIE = "latchkey_csrf"
+RETURN_APP_NAME = "your device"  # what the login page names when it signs in for Latchkey's device page
 MAX_FIELD = 1024
 # A hash to verify against when the username is unknown, so both cases cost one scrypt (no timing oracle).
 _DUMMY_HASH: dict[int, str] = {}
@@ -234,9 +239,10 @@ def finish(request: AuthorizationRequest, client: Client, user: User, session: S
     return Redirect(request.redirect(code=code))
 
 
-def _pending(request_id: str | None) -> AuthorizationRequest:
+def _pending(request_id: str | None, *, returns: bool = False) -> AuthorizationRequest:
+    """The pending request; one of kind ``return`` only where ``returns`` (the login page)."""
     request = authz.load(request_id)
-    if request is None:
+    if request is None or (request.kind == authz.RETURN and not returns):
         raise PageError("invalid_request", "This sign-in link has expired or was already used. "
                         "Go back to the app and start again.")
     return request
@@ -245,10 +251,10 @@ def _pending(request_id: str | None) -> AuthorizationRequest:
 # --- login ------------------------------------------------------------------------------------------------
 def _login_page(request: AuthorizationRequest, browser: Browser, *, status: int = 200, error: str | None = None,
                 username: str | None = None, headers: dict[str, str] | None = None) -> Page:
-    client = _client(request)
+    app_name = RETURN_APP_NAME if request.kind == authz.RETURN else _client(request).name
     token, cookies = csrf_for(browser, "login", request.request_id)
     return Page("login.html", {
-        "app_name": client.name, "request_id": request.request_id, "csrf_token": token, "error": error,
+        "app_name": app_name, "request_id": request.request_id, "csrf_token": token, "error": error,
         "username": username if username is not None else (request.login_hint or ""),
         "action": services.settings().issuer + LOGIN_PATH,
     }, status=status, cookies=cookies, form_targets=(request.redirect_uri,), headers=headers or {})
@@ -256,7 +262,7 @@ def _login_page(request: AuthorizationRequest, browser: Browser, *, status: int 
 
 def login_page(request_id: str | None, browser: Browser) -> Outcome:
     """``GET /api/oauth/login?request=...``."""
-    return _login_page(_pending(request_id), browser)
+    return _login_page(_pending(request_id, returns=True), browser)
 
 
 def authenticate(username: str, password: str) -> User | None:
@@ -275,7 +281,7 @@ def authenticate(username: str, password: str) -> User | None:
 
 def login_submit(form: Mapping[str, str], browser: Browser) -> Outcome:
     """``POST /api/oauth/login``: check CSRF, throttling and the password; then sign in and proceed."""
-    request = _pending(form.get("request"))
+    request = _pending(form.get("request"), returns=True)
     check_csrf(browser, form, "login", request.request_id)
     username, password = form.get("username", "").strip(), form.get("password", "")
     if not username or not password or len(username) > MAX_FIELD or len(password) > MAX_FIELD:
@@ -293,7 +299,9 @@ def login_submit(form: Mapping[str, str], browser: Browser) -> Outcome:
     lockout.clear_user(username)
     settings, now = services.settings(), clock.now()
     value, session, put = services.session_store().create_op(user, ttl=settings.session_ttl, now=now)
-    writes: list[Operation] = [authz.signed_in_op(request, session.sid), put]
+    returning = request.kind == authz.RETURN
+    first = authz.complete_op(request) if returning else authz.signed_in_op(request, session.sid)
+    writes: list[Operation] = [first, put]
     if (old := services.session_store().find(browser.cookie(cookie_name(settings.issuer)))) is not None:
         writes.append(services.session_store().delete_op(old))  # no session fixation: always a new id
     try:
@@ -302,7 +310,10 @@ def login_submit(form: Mapping[str, str], browser: Browser) -> Outcome:
         if exc.index in (None, 0):
             raise PageError("invalid_request", "This sign-in request was already completed.") from exc
         raise
-    outcome = proceed(replace(request, login_sid=session.sid), (session, user))
+    if returning:  # a sign-in for one of Latchkey's own pages: back to it (a URL the server built)
+        outcome: Outcome = Redirect(request.redirect_uri)
+    else:
+        outcome = proceed(replace(request, login_sid=session.sid), (session, user))
     return with_cookies(outcome, SetCookie(cookie_name(settings.issuer), value, settings.session_ttl))
 
 

@@ -20,7 +20,8 @@ parameters (:class:`RedirectError`).
 - The response carries ``iss`` (RFC 9207) and the ``state`` the app sent.
 
 A valid request is kept server-side (a row with a TTL) while the user signs in and consents; the pages
-refer to it by a random id.
+refer to it by a random id. A row of kind :data:`RETURN` (:func:`return_request`) only signs the user in
+and then sends them back to a page of this issuer (RFC 8628's device page), never to an app.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ ACCEPTED = frozenset({
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 MAX_LENGTHS = {"state": 2048, "nonce": 512, "login_hint": 256, "ui_locales": 128, "scope": 2000}
+AUTHORIZE, RETURN = "authorize", "return"  # kinds of pending request: an app's, or a sign-in for our own page
 
 
 class PageError(LatchkeyError):
@@ -122,6 +124,7 @@ class AuthorizationRequest:
     ui_locales: str | None
     created_at: int
     login_sid: str | None = None  # the session signed in for this very request (prompt=login, max_age)
+    kind: str = AUTHORIZE  # RETURN: sign in, then go to ``redirect_uri`` (a page of this issuer)
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -147,7 +150,8 @@ class AuthorizationRequest:
                    code_challenge=item.get("code_challenge"), prompt=tuple(item.get("prompt", "").split()),
                    max_age=int(item["max_age"]) if item.get("max_age") is not None else None,
                    login_hint=item.get("login_hint"), ui_locales=item.get("ui_locales"),
-                   created_at=int(item["created_at"]), login_sid=item.get("login_sid"))
+                   created_at=int(item["created_at"]), login_sid=item.get("login_sid"),
+                   kind=item.get("kind", AUTHORIZE))
 
 
 def find_client(client_id: str | None) -> Client:
@@ -238,6 +242,15 @@ def parse(params: Mapping[str, str]) -> AuthorizationRequest:
         redirect_uri_sent=sent, scope=" ".join(scopes), state=state, nonce=params.get("nonce"),
         code_challenge=challenge, prompt=prompt, max_age=int(max_age) if max_age is not None else None,
         login_hint=params.get("login_hint"), ui_locales=params.get("ui_locales"), created_at=clock.now())
+
+
+def return_request(return_to: str) -> AuthorizationRequest:
+    """A pending sign-in that, once the user has signed in, sends the browser to ``return_to`` (a URL of
+    this issuer built by the server, e.g. ``/device?user_code=...``) instead of to an app."""
+    return AuthorizationRequest(
+        request_id=secrets.token_urlsafe(24), client_id="", redirect_uri=return_to, redirect_uri_sent=False,
+        scope="", state=None, nonce=None, code_challenge=None, prompt=(), max_age=None, login_hint=None,
+        ui_locales=None, created_at=clock.now(), kind=RETURN)
 
 
 def store_op(request: AuthorizationRequest) -> Operation:
