@@ -45,7 +45,10 @@ def test_the_metadata_names_the_endpoints(stack):
     assert document["token_endpoint"] == f"{stack.url}/api/oauth/token"
     assert document["revocation_endpoint"] == f"{stack.url}/api/oauth/revoke"
     assert document["introspection_endpoint"] == f"{stack.url}/api/oauth/introspect"
-    assert document["grant_types_supported"] == ["authorization_code", "client_credentials", "refresh_token"]
+    assert document["grant_types_supported"] == ["authorization_code", "client_credentials", "refresh_token",
+                                                 "urn:ietf:params:oauth:grant-type:device_code",
+                                                 "urn:ietf:params:oauth:grant-type:token-exchange"]
+    assert document["device_authorization_endpoint"] == f"{stack.url}/api/oauth/device/code"
     assert document["authorization_endpoint"] == f"{stack.url}/api/oauth/authorize"
     assert document["end_session_endpoint"] == f"{stack.url}/api/oauth/logout"
     assert document["response_types_supported"] == ["code"]

@@ -795,3 +795,46 @@ def test_gov_connection_samples(rotated):
     event = copy.deepcopy(_sample("userinfo"))
     event["headers"]["authorization"] = f"Bearer {shop_token}"
     assert _invoke("userinfo", event)["statusCode"] == 401  # the sample app's token died with the connection
+
+
+# --- Tetrate Service Bridge ---------------------------------------------------------------------------
+def test_tsb_token_sample_is_the_token_samples_grant_in_proto3_json(rotated):
+    from latchkey import rfc9068
+
+    assert json.loads(_invoke("tsb_token")["body"])["error"] == "INVALID_CLIENT"  # no client yet
+    _seed_dev_admin()
+    result = _invoke("tsb_token")
+    assert result["statusCode"] == 200, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    body = json.loads(result["body"])
+    _check("TsbGrantResponse", body)
+    assert (body["tokenType"], body["expiresIn"], body["clientId"]) == ("Bearer", 3600, "dev-admin")
+    claims = rfc9068.verify(services.key_ring(), body["accessToken"], issuer=ISSUER)
+    assert claims["scope"] == "gov.user.oauth.app:read"
+
+
+# --- device authorization (RFC 8628) -------------------------------------------------------------------
+def test_device_authorization_sample(rotated):
+    from latchkey.clients import Client
+
+    result = _invoke("device_authorization")
+    assert (result["statusCode"], json.loads(result["body"])["error"]) == (401, "invalid_client")  # no app yet
+    services.client_store().create(Client(
+        client_id="tv-player", name="TV player", grant_types=("urn:ietf:params:oauth:grant-type:device_code",),
+        token_endpoint_auth_method="none", created_at=1, updated_at=1))
+    result = _invoke("device_authorization")
+    assert result["statusCode"] == 200, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    body = json.loads(result["body"])
+    _check("DeviceAuthorizationResponse", body)
+    assert body["verification_uri"] == f"{ISSUER}/device"
+
+
+def test_device_page_samples(rotated):
+    result = _invoke("device_page")  # the sample's session cookie is unknown: sign in first
+    assert result["statusCode"] == 302
+    assert result["headers"]["Location"].startswith(f"{ISSUER}/api/oauth/login?request=")
+    assert result["headers"]["Content-Security-Policy"].startswith("default-src 'none'")
+    result = _invoke("device_page", _sample("device_page.post"))  # its csrf_token is a placeholder
+    assert result["statusCode"] == 403
+    assert result["headers"]["Content-Type"].startswith("text/html")

@@ -85,7 +85,7 @@ def test_missing_grant_type_is_invalid_request(app, body):
 
 
 @pytest.mark.parametrize("grant_type", ["password", "implicit", "AUTHORIZATION_CODE", "refresh-token",
-                                        "urn:ietf:params:oauth:grant-type:device_code", "CLIENT_CREDENTIALS"])
+                                        "urn:ietf:params:oauth:grant-type:saml2-bearer", "CLIENT_CREDENTIALS"])
 def test_grant_types_not_in_the_registry_are_unsupported(app, grant_type):
     _client, auth = app
     answer = call("token", {"grant_type": grant_type}, headers=auth)

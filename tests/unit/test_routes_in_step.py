@@ -97,7 +97,8 @@ def test_error_responses_use_the_protocol_of_the_route():
     operations = _operations(doc)
     expected = {Protocol.OAUTH: ("application/json", "#/components/schemas/OAuthError"),
                 Protocol.GOVERNOR: ("application/json", "#/components/schemas/GovernorError"),
-                Protocol.PAGE: ("text/html", "#/components/schemas/HtmlPage")}
+                Protocol.PAGE: ("text/html", "#/components/schemas/HtmlPage"),
+                Protocol.TETRATE: ("application/json", "#/components/schemas/TsbError")}
     for route in routes():
         responses = operations[(route.method, route.path)]["responses"]
         assert "404" in responses, route.function
@@ -112,16 +113,19 @@ def test_error_responses_use_the_protocol_of_the_route():
 # OAuth protocol endpoints at governor's base path: their errors are RFC 6749 §5.2 (RFC 7009, RFC 7662,
 # RFC 7591 §3.2.2, RFC 7592 and the UserInfo endpoint of OIDC Core §5.3 with RFC 6750 §3.1).
 OAUTH_API_PATHS = {"/api/oauth/token", "/api/oauth/revoke", "/api/oauth/introspect",
-                   "/api/oauth/register", "/api/oauth/register/{client_id}", "/api/oauth/userinfo"}
+                   "/api/oauth/register", "/api/oauth/register/{client_id}", "/api/oauth/userinfo",
+                   "/api/oauth/device/code"}
 
 
 # The hosted pages a person's browser visits: their errors are the HTML error page.
-PAGE_PATHS = {"/api/oauth/authorize", "/api/oauth/login", "/api/oauth/consent", "/api/oauth/logout"}
+PAGE_PATHS = {"/api/oauth/authorize", "/api/oauth/login", "/api/oauth/consent", "/api/oauth/logout", "/device"}
 
 
 def test_well_known_routes_speak_oauth_and_api_routes_speak_governor():
     for route in routes():
-        if route.path in PAGE_PATHS:
+        if route.path.startswith("/iam/v2/"):
+            assert _protocol(route) is Protocol.TETRATE, route.function
+        elif route.path in PAGE_PATHS:
             assert _protocol(route) is Protocol.PAGE, route.function
         elif route.path.startswith("/.well-known/") or route.path in OAUTH_API_PATHS:
             assert _protocol(route) is Protocol.OAUTH, route.function

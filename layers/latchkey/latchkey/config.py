@@ -100,7 +100,26 @@ class Settings(BaseSettings):
         gt=0, le=600,
     )
     refresh_token_ttl: int = Field(
-        30 * 86400, description="Seconds a refresh token (granted with `offline_access`) stays usable.", gt=0
+        30 * 86400, description="Absolute lifetime, in seconds, of a refresh token family (from the first "
+        "issue; rotation does not extend it). An app's `refresh_token_ttl` may shorten it.", gt=0
+    )
+    refresh_token_idle_ttl: int = Field(
+        14 * 86400, description="Seconds a refresh token stays usable without being used (idle lifetime). An "
+        "app's `refresh_token_idle_ttl` may shorten it.", gt=0
+    )
+    refresh_token_reuse_grace: int = Field(
+        5, description="Seconds a rotated refresh token may still be used (parallel refreshes); a use after "
+        "that revokes its whole family.", ge=0, le=60
+    )
+    device_code_ttl: int = Field(
+        600, description="Seconds a device code and its user code stay valid (RFC 8628 `expires_in`).", gt=0
+    )
+    device_poll_interval: int = Field(
+        5, description="Seconds a device must wait between token polls (RFC 8628 `interval`).", ge=1
+    )
+    user_code_max_failures: int = Field(
+        20, description="Wrong user codes from one source address within `LOGIN_FAILURE_WINDOW` that lock "
+        "the device verification page for it.", ge=1
     )
     password_hash_cost: int = Field(
         17, description="scrypt cost for new password hashes, as log2(N) (OWASP: 17, i.e. N=2^17, r=8, p=1).",

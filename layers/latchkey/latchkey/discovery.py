@@ -9,6 +9,7 @@ from . import rfc7009 as _rfc7009  # noqa: F401  (registers its metadata: revoca
 from . import rfc7591 as _rfc7591  # noqa: F401  (registers its metadata: registration_endpoint)
 from . import rfc7662 as _rfc7662  # noqa: F401  (registers its metadata: introspection_endpoint)
 from . import rfc8414, services
+from . import rfc8628 as _rfc8628  # noqa: F401  (device_authorization_endpoint, the device_code grant)
 from .oidc import userinfo as _userinfo  # noqa: F401  (userinfo_endpoint, scopes_supported, claims_supported)
 from .rfc6749 import authorization_request as _authorization_request  # noqa: F401  (authorization_endpoint ...)
 from .rfc6749 import token_endpoint as _token_endpoint  # noqa: F401  (token_endpoint, grant_types_supported)

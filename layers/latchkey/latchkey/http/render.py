@@ -3,6 +3,7 @@
 - ``OAUTH``: RFC 6749 §5.2 ``{"error", "error_description"}``; ``invalid_token`` / ``insufficient_scope``
   carry an RFC 6750 §3 ``WWW-Authenticate: Bearer`` challenge.
 - ``GOVERNOR``: governor's ``{"message", "code"}``.
+- ``TETRATE``: Tetrate Service Bridge's ``{"error": "INVALID_GRANT", "errorMessage"}``.
 - ``PAGE``: the hosted HTML error page (:func:`latchkey.pages.error_page`), for routes a person's
   browser visits.
 
@@ -24,6 +25,7 @@ class Protocol(StrEnum):
     OAUTH = "oauth"
     GOVERNOR = "governor"
     PAGE = "page"  # hosted pages: the HTML error page
+    TETRATE = "tetrate"  # Tetrate Service Bridge: {"error": <Error enum name>, "errorMessage"}
 
 
 def _bearer_challenge(exc: LatchkeyError) -> str:
@@ -40,6 +42,10 @@ def render_error(protocol: Protocol, exc: LatchkeyError, request_id: str) -> Res
         headers.setdefault("WWW-Authenticate", _bearer_challenge(exc))
     if protocol is Protocol.GOVERNOR:
         body = {"message": exc.description, "code": exc.error, "request_id": request_id}
+    elif protocol is Protocol.TETRATE:
+        from ..tetrate import error_body
+
+        body = {**error_body(exc), "request_id": request_id}
     else:
         body = {"error": exc.error, "error_description": exc.description, "request_id": request_id}
     return Response(status_code=exc.status, content_type="application/json",

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import rfc8414, services
+from ..clients import Client
 from ..config import Settings
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from . import TOKEN_PATH, client_auth, grants
@@ -28,20 +29,30 @@ from . import authorization_code as _authorization_code  # noqa: F401 (registers
 from . import client_credentials as _client_credentials  # noqa: F401 (registers the grant)
 from . import refresh_token as _refresh_token  # noqa: F401 (registers the grant)
 
+from .. import rfc8693 as _rfc8693  # noqa: F401  # isort: skip (registers the grant; after the RFC 6749 ones)
+from .. import rfc8628 as _rfc8628  # noqa: F401  # isort: skip (registers the device_code grant)
+
 
 def token(params: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
     """The §5.1 token response for a parsed form body and its ``Authorization`` header."""
+    return grant(params, authorization)[1]
+
+
+def grant(params: Mapping[str, str], authorization: str | None) -> tuple[Client, dict[str, Any]]:
+    """(the authenticated client, the §5.1 token response): the pipeline, for every protocol that
+    fronts it (the standard endpoint, Tetrate's grant API)."""
     client = client_auth.authenticate(params, authorization, endpoint=TOKEN_PATH)
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
-    grant = grants.get(grant_type)
-    if grant is None:
+    found = grants.get(grant_type)
+    if found is None:
         raise UnsupportedGrantType(detail=f"grant_type {grant_type[:100]!r}")
-    if grant_type not in client.grant_types or (client.public and not grant.public_clients):
+    if grant_type not in client.grant_types or (client.public and not found.public_clients):
         raise UnauthorizedClient(detail=f"client {client.client_id} is not registered for {grant_type}")
-    accepted = {name: value for name, value in params.items() if name in grant.parameters}
-    return grant.handler(grants.TokenRequest(client=client, params=accepted, settings=services.settings())).body()
+    accepted = {name: value for name, value in params.items() if name in found.parameters}
+    request = grants.TokenRequest(client=client, params=accepted, settings=services.settings())
+    return client, found.handler(request).body()
 
 
 def auth_methods() -> list[str]:
@@ -55,7 +66,8 @@ def auth_methods() -> list[str]:
 def _metadata(settings: Settings) -> dict[str, Any]:
     return {
         "token_endpoint": settings.issuer + TOKEN_PATH,
-        "grant_types_supported": [grant.grant_type for grant in grants.registered()],
+        # sorted: the registration order depends on which module a function imported first
+        "grant_types_supported": sorted(grant.grant_type for grant in grants.registered()),
         "token_endpoint_auth_methods_supported": auth_methods(),
         "token_endpoint_auth_signing_alg_values_supported": list(client_auth.ASSERTION_ALGS),
     }
