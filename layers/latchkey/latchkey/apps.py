@@ -67,6 +67,7 @@ SCOPE_APP_WRITE = "gov.user.oauth.app:write"
 ADMIN_SCOPES = " ".join((
     SCOPE_APP_READ, SCOPE_APP_WRITE, "gov.user.oauth.user:read", "gov.user.oauth.user:write",
     "gov.user.oauth.connection:read", "gov.user.oauth.connection:write",
+    "gov.user.oauth.platform:read", "gov.user.oauth.platform:write",
 ))
 MAX_AMOUNT = 255  # WIRE §2: amount ≤ 255
 MAX_IDS = 255  # WIRE §2: at most 255 ids

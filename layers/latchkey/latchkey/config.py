@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         900, description="Seconds failed sign-ins are counted for (and a lockout lasts).", gt=0
     )
 
+    upstream_timeout: float = Field(
+        5.0, description="Seconds to wait for a third-party login platform (discovery, JWKS, token, userinfo).",
+        gt=0, le=25,
+    )
+
     @field_validator("issuer")
     @classmethod
     def _issuer_has_no_trailing_slash(cls, value: str) -> str:

@@ -149,6 +149,12 @@ def refresh_token_store() -> ItemRefreshTokenStore:
     return cached("refresh_token_store", lambda: ItemRefreshTokenStore(item_store(), secret_hash_key()))
 
 
+def platform_store() -> Any:
+    from .platforms import ItemPlatformStore
+
+    return cached("platform_store", lambda: ItemPlatformStore(item_store()))
+
+
 def denylist() -> Denylist:
     from .denylist import ItemDenylist
 
