@@ -7,6 +7,10 @@
   (tests assert each hop), and :meth:`Agent.authorize` walks the whole flow.
 - :func:`add_user` / :func:`add_app`: a user with a password, an app registered for the code flow.
 - :func:`pkce_pair`: an S256 verifier and challenge.
+- :class:`FrozenClock`: ``latchkey.clock.now`` frozen, moved only by :meth:`FrozenClock.advance`.
+
+Signing keys come from a pool shared by every test of the process (RSA key generation is most of a
+flow test's set-up otherwise); each test still gets a fresh store and key set.
 """
 
 from __future__ import annotations
@@ -25,6 +29,39 @@ from typing import Any
 from tests.helpers import TEST_KEK, free_port
 
 FORM = "application/x-www-form-urlencoded"
+_KEY_POOL: dict[str, list[Any]] = {}
+
+
+def _pool_signing_keys(monkeypatch) -> None:
+    """Hand out previously generated keys, in order, to this test's key rotation."""
+    from latchkey.crypto import keys as keylib
+
+    generate, calls = keylib.generate, {}
+
+    def pooled(alg: str):
+        index = calls[alg] = calls.get(alg, -1) + 1
+        pool = _KEY_POOL.setdefault(alg, [])
+        while len(pool) <= index:
+            pool.append(generate(alg))
+        return pool[index]
+
+    monkeypatch.setattr(keylib, "generate", pooled)
+
+
+class FrozenClock:
+    """``latchkey.clock.now`` frozen at ``start`` (the real time by default), moved only by :meth:`advance`."""
+
+    def __init__(self, monkeypatch, start: int | None = None) -> None:
+        import time
+
+        from latchkey import clock
+
+        self.value = int(time.time()) if start is None else start
+        monkeypatch.setattr(clock, "now", lambda: self.value)
+
+    def advance(self, seconds: int) -> int:
+        self.value += seconds
+        return self.value
 
 
 def flow_stack(monkeypatch, *, store=None, password_cost: int = 10):
@@ -42,6 +79,7 @@ def flow_stack(monkeypatch, *, store=None, password_cost: int = 10):
     services.reset()
     if store is not None:
         services.override(item_store=store)
+    _pool_signing_keys(monkeypatch)
     signing.rotate(services.key_store(), services.envelope(), services.settings().signing_algs,
                    services.rotation_policy())
     gateway.start()

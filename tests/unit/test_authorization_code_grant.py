@@ -12,15 +12,13 @@ import time
 import jwt
 import pytest
 
-from latchkey import clock, revocation, services
-from latchkey.crypto import keys as keylib
+from latchkey import revocation, services
 from latchkey.store import ENTITY
 from latchkey.store.memory import MemoryItemStore
-from tests.flow_support import Agent, add_app, add_user, basic, flow_stack, pkce_pair
+from tests.flow_support import Agent, FrozenClock, add_app, add_user, basic, flow_stack, pkce_pair
 
 PASSWORD = "correct horse battery"
 REDIRECT = "https://app.example/cb"
-_KEY_POOL: dict[str, list] = {}
 
 
 @pytest.fixture
@@ -30,17 +28,7 @@ def store():
 
 @pytest.fixture
 def base(monkeypatch, store):
-    """The local stack; signing keys come from a pool shared by the module's tests (RSA keygen is slow)."""
-    generate, calls = keylib.generate, {}
-
-    def pooled(alg: str):
-        index = calls[alg] = calls.get(alg, -1) + 1
-        pool = _KEY_POOL.setdefault(alg, [])
-        while len(pool) <= index:
-            pool.append(generate(alg))
-        return pool[index]
-
-    monkeypatch.setattr(keylib, "generate", pooled)
+    """The local stack (signing keys from tests.flow_support's shared pool)."""
     yield from flow_stack(monkeypatch, store=store)
 
 
@@ -66,18 +54,9 @@ def agent(base):
     return Agent(base)
 
 
-class Clock:
-    def __init__(self, monkeypatch) -> None:
-        self.value = int(time.time())
-        monkeypatch.setattr(clock, "now", lambda: self.value)
-
-    def advance(self, seconds: int) -> None:
-        self.value += seconds
-
-
 @pytest.fixture
 def frozen(monkeypatch, base):
-    return Clock(monkeypatch)
+    return FrozenClock(monkeypatch)
 
 
 def code_for(agent: Agent, client_id: str, *, scope: str = "openid", **params: str) -> str:

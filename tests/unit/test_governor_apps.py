@@ -334,7 +334,7 @@ def test_bootstrap_creates_the_admin_client_once(env, capsys):
     assert printed["client_id"] == "ops-admin" and printed["scope"] == apps.ADMIN_SCOPES
     client = services.client_store().get("ops-admin")
     assert client.name == "Ops" and client.grant_types == ("client_credentials",)
-    assert client.scopes == frozenset(apps.ADMIN_SCOPES.split()) and len(client.scopes) == 6
+    assert client.scopes == frozenset(apps.ADMIN_SCOPES.split()) and len(client.scopes) == 8
     assert verify_keyed_hash(services.secret_hash_key(), printed["client_secret"], client.secret_hash)
 
     assert admin_cli.main(["bootstrap", "--client-id", "ops-admin"]) == 1

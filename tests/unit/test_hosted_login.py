@@ -8,22 +8,19 @@ import hashlib
 import html.parser
 import json
 import re
-import time
 import urllib.parse
 
 import pytest
 
-from latchkey import clock, revocation, services
+from latchkey import revocation, services
 from latchkey.config import Settings
-from latchkey.crypto import keys as keylib
 from latchkey.store import ENTITY
 from latchkey.store.memory import MemoryItemStore
-from tests.flow_support import Agent, add_app, add_user, flow_stack
+from tests.flow_support import Agent, FrozenClock, add_app, add_user, flow_stack
 
 PASSWORD = "correct horse battery"
 REDIRECT = "https://app.example/cb"
 WRONG = "The username or password is incorrect."
-_KEY_POOL: dict[str, list] = {}
 
 
 @pytest.fixture
@@ -33,17 +30,7 @@ def store():
 
 @pytest.fixture
 def base(monkeypatch, store):
-    """The local stack; signing keys come from a pool shared by the module's tests (RSA keygen is slow)."""
-    generate, calls = keylib.generate, {}
-
-    def pooled(alg: str):
-        index = calls[alg] = calls.get(alg, -1) + 1
-        pool = _KEY_POOL.setdefault(alg, [])
-        while len(pool) <= index:
-            pool.append(generate(alg))
-        return pool[index]
-
-    monkeypatch.setattr(keylib, "generate", pooled)
+    """The local stack (signing keys from tests.flow_support's shared pool)."""
     yield from flow_stack(monkeypatch, store=store)
 
 
@@ -62,18 +49,9 @@ def agent(base):
     return Agent(base)
 
 
-class Clock:
-    def __init__(self, monkeypatch) -> None:
-        self.value = int(time.time())
-        monkeypatch.setattr(clock, "now", lambda: self.value)
-
-    def advance(self, seconds: int) -> None:
-        self.value += seconds
-
-
 @pytest.fixture
 def frozen(monkeypatch, base):
-    return Clock(monkeypatch)
+    return FrozenClock(monkeypatch)
 
 
 def configure(monkeypatch, **env: str) -> None:

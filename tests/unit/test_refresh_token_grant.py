@@ -13,7 +13,6 @@ import jwt
 import pytest
 
 from latchkey import clock, revocation, services
-from latchkey.crypto import keys as keylib
 from latchkey.store import ENTITY
 from latchkey.store.memory import MemoryItemStore
 from tests.flow_support import Agent, add_app, add_user, basic, flow_stack, pkce_pair
@@ -21,7 +20,6 @@ from tests.flow_support import Agent, add_app, add_user, basic, flow_stack, pkce
 PASSWORD = "correct horse battery"
 REDIRECT = "https://app.example/cb"
 FULL = "openid profile offline_access games:read"
-_KEY_POOL: dict[str, list] = {}
 
 
 @pytest.fixture
@@ -31,17 +29,7 @@ def store():
 
 @pytest.fixture
 def base(monkeypatch, store):
-    """The local stack; signing keys come from a pool shared by the module's tests (RSA keygen is slow)."""
-    generate, calls = keylib.generate, {}
-
-    def pooled(alg: str):
-        index = calls[alg] = calls.get(alg, -1) + 1
-        pool = _KEY_POOL.setdefault(alg, [])
-        while len(pool) <= index:
-            pool.append(generate(alg))
-        return pool[index]
-
-    monkeypatch.setattr(keylib, "generate", pooled)
+    """The local stack (signing keys from tests.flow_support's shared pool)."""
     yield from flow_stack(monkeypatch, store=store)
 
 

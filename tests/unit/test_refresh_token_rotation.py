@@ -19,7 +19,6 @@ import jwt
 import pytest
 
 from latchkey import apps, clock, revocation, services
-from latchkey.crypto import keys as keylib
 from latchkey.errors import InvalidGrant, LatchkeyError
 from latchkey.events import OUTBOX_ENTITY, EventName
 from latchkey.rfc6749 import refresh_token as grant
@@ -34,7 +33,6 @@ FULL = "openid profile offline_access games:read"
 GRACE = 5  # REFRESH_TOKEN_REUSE_GRACE's default
 IDLE, ABSOLUTE = 14 * 86400, 30 * 86400  # REFRESH_TOKEN_IDLE_TTL, REFRESH_TOKEN_TTL defaults
 INACTIVE = {"active": False}
-_KEY_POOL: dict[str, list] = {}
 
 
 @pytest.fixture
@@ -44,17 +42,7 @@ def store():
 
 @pytest.fixture
 def base(monkeypatch, store):
-    """The local stack on the recording store; signing keys from a pool shared by the module's tests."""
-    generate, calls = keylib.generate, {}
-
-    def pooled(alg: str):
-        index = calls[alg] = calls.get(alg, -1) + 1
-        pool = _KEY_POOL.setdefault(alg, [])
-        while len(pool) <= index:
-            pool.append(generate(alg))
-        return pool[index]
-
-    monkeypatch.setattr(keylib, "generate", pooled)
+    """The local stack on the recording store (signing keys from tests.flow_support's shared pool)."""
     yield from flow_stack(monkeypatch, store=store)
 
 

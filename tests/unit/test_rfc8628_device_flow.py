@@ -6,23 +6,20 @@ expired_token; tokens exactly once) and the metadata (§4)."""
 from __future__ import annotations
 
 import re
-import time
 import urllib.parse
 
 import jwt
 import pytest
 
-from latchkey import clock, rfc8628, services
+from latchkey import rfc8628, services
 from latchkey.config import Settings
-from latchkey.crypto import keys as keylib
 from latchkey.store import ENTITY
 from latchkey.store.memory import MemoryItemStore
-from tests.flow_support import Agent, Response, add_app, add_user, basic, flow_stack
+from tests.flow_support import Agent, FrozenClock, Response, add_app, add_user, basic, flow_stack
 
 PASSWORD = "correct horse battery"
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANTS = (GRANT, "refresh_token")
-_KEY_POOL: dict[str, list] = {}
 
 
 @pytest.fixture
@@ -32,32 +29,13 @@ def store():
 
 @pytest.fixture
 def base(monkeypatch, store):
-    """The local stack; signing keys come from a pool shared by the module's tests (RSA keygen is slow)."""
-    generate, calls = keylib.generate, {}
-
-    def pooled(alg: str):
-        index = calls[alg] = calls.get(alg, -1) + 1
-        pool = _KEY_POOL.setdefault(alg, [])
-        while len(pool) <= index:
-            pool.append(generate(alg))
-        return pool[index]
-
-    monkeypatch.setattr(keylib, "generate", pooled)
+    """The local stack (signing keys from tests.flow_support's shared pool)."""
     yield from flow_stack(monkeypatch, store=store)
-
-
-class Clock:
-    def __init__(self, monkeypatch) -> None:
-        self.value = int(time.time())
-        monkeypatch.setattr(clock, "now", lambda: self.value)
-
-    def advance(self, seconds: int) -> None:
-        self.value += seconds
 
 
 @pytest.fixture
 def frozen(monkeypatch, base):
-    return Clock(monkeypatch)
+    return FrozenClock(monkeypatch)
 
 
 @pytest.fixture

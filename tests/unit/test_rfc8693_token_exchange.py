@@ -11,7 +11,6 @@ import jwt
 import pytest
 
 from latchkey import apps, clock, revocation, rfc9068, services
-from latchkey.crypto import keys as keylib
 from latchkey.events import OUTBOX_ENTITY, EventName
 from latchkey.rfc8693 import ACCESS_TOKEN, GRANT_TYPE, ID_TOKEN, JWT, REFRESH_TOKEN
 from latchkey.store import ENTITY, Put
@@ -22,22 +21,11 @@ from tests.unit import oauth_support as s
 API = "https://api.example.com"
 GAMES = "https://games.example.com"
 USER_SCOPE = "openid profile offline_access games:read games:admin"
-_KEY_POOL: dict[str, list] = {}
 
 
 @pytest.fixture
 def env(monkeypatch):
-    """(base URL = issuer, the recording store); signing keys from a pool (RSA keygen is slow)."""
-    generate, calls = keylib.generate, {}
-
-    def pooled(alg: str):
-        index = calls[alg] = calls.get(alg, -1) + 1
-        pool = _KEY_POOL.setdefault(alg, [])
-        while len(pool) <= index:
-            pool.append(generate(alg))
-        return pool[index]
-
-    monkeypatch.setattr(keylib, "generate", pooled)
+    """(base URL = issuer, the recording store); signing keys from tests.flow_support's shared pool."""
     yield from g.stack(monkeypatch)
 
 

@@ -11,7 +11,6 @@ import jwt
 import pytest
 
 from latchkey import clock
-from latchkey.crypto import keys as keylib
 from latchkey.store import ENTITY
 from latchkey.store.memory import MemoryItemStore
 from tests.flow_support import Agent, add_app, add_user, basic, flow_stack
@@ -19,7 +18,6 @@ from tests.flow_support import Agent, add_app, add_user, basic, flow_stack
 PASSWORD = "correct horse battery"
 REDIRECT = "https://app.example/cb"
 BYE = "https://app.example/bye"
-_KEY_POOL: dict[str, list] = {}
 
 
 @pytest.fixture
@@ -29,17 +27,7 @@ def store():
 
 @pytest.fixture
 def base(monkeypatch, store):
-    """The local stack; signing keys come from a pool shared by the module's tests (RSA keygen is slow)."""
-    generate, calls = keylib.generate, {}
-
-    def pooled(alg: str):
-        index = calls[alg] = calls.get(alg, -1) + 1
-        pool = _KEY_POOL.setdefault(alg, [])
-        while len(pool) <= index:
-            pool.append(generate(alg))
-        return pool[index]
-
-    monkeypatch.setattr(keylib, "generate", pooled)
+    """The local stack (signing keys from tests.flow_support's shared pool)."""
     yield from flow_stack(monkeypatch, store=store)
 
 
