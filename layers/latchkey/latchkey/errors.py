@@ -137,3 +137,19 @@ class Forbidden(LatchkeyError):
     """403: the caller may not do this (e.g. a form post that fails its CSRF check)."""
 
     error, status, default_description = "forbidden", 403, "The request is not allowed."
+
+
+# --- Third-party login platforms (the hosted pages' upstream providers) -----------------------------
+class UpstreamError(LatchkeyError):
+    """A third-party login platform could not be reached, failed, or answered something unusable: 502."""
+
+    error, status = "upstream_error", 502
+    default_description = "The sign-in service did not answer as expected. Try again later."
+
+
+class UpstreamInvalid(UpstreamError):
+    """The platform's answer failed validation (an id_token with a bad signature, issuer, audience, nonce
+    or lifetime; a code it refused): 400."""
+
+    error, status = "invalid_upstream_response", 400
+    default_description = "The sign-in service's answer could not be verified. Go back to the app and try again."

@@ -251,12 +251,14 @@ def _pending(request_id: str | None, *, returns: bool = False) -> AuthorizationR
 # --- login ------------------------------------------------------------------------------------------------
 def _login_page(request: AuthorizationRequest, browser: Browser, *, status: int = 200, error: str | None = None,
                 username: str | None = None, headers: dict[str, str] | None = None) -> Page:
+    from .thirdparty import login_links  # deferred: it imports this module
+
     app_name = RETURN_APP_NAME if request.kind == authz.RETURN else _client(request).name
     token, cookies = csrf_for(browser, "login", request.request_id)
     return Page("login.html", {
         "app_name": app_name, "request_id": request.request_id, "csrf_token": token, "error": error,
         "username": username if username is not None else (request.login_hint or ""),
-        "action": services.settings().issuer + LOGIN_PATH,
+        "action": services.settings().issuer + LOGIN_PATH, "platforms": login_links(request.request_id),
     }, status=status, cookies=cookies, form_targets=(request.redirect_uri,), headers=headers or {})
 
 
@@ -268,7 +270,7 @@ def login_page(request_id: str | None, browser: Browser) -> Outcome:
 def authenticate(username: str, password: str) -> User | None:
     """The active user with these credentials, or None (one scrypt either way)."""
     user = services.user_store().get_by_username(username) if len(username) <= 256 else None
-    if user is None:
+    if user is None or not user.password_hash.startswith("$"):  # unknown, or no password (a platform login)
         cost = services.settings().password_hash_cost
         if cost not in _DUMMY_HASH:
             _DUMMY_HASH[cost] = passwords.hash_password("not a password", log2_n=cost)
@@ -297,20 +299,36 @@ def login_submit(form: Mapping[str, str], browser: Browser) -> Outcome:
         return _login_page(request, browser, status=401, username=username,
                            error="The username or password is incorrect.")
     lockout.clear_user(username)
-    settings, now = services.settings(), clock.now()
-    value, session, put = services.session_store().create_op(user, ttl=settings.session_ttl, now=now)
-    returning = request.kind == authz.RETURN
-    first = authz.complete_op(request) if returning else authz.signed_in_op(request, session.sid)
-    writes: list[Operation] = [first, put]
-    if (old := services.session_store().find(browser.cookie(cookie_name(settings.issuer)))) is not None:
-        writes.append(services.session_store().delete_op(old))  # no session fixation: always a new id
+    value, session, writes = sign_in_ops(request, user, browser)
     try:
         services.item_store().write(*writes)
     except ConditionFailed as exc:
         if exc.index in (None, 0):
             raise PageError("invalid_request", "This sign-in request was already completed.") from exc
         raise
-    if returning:  # a sign-in for one of Latchkey's own pages: back to it (a URL the server built)
+    return signed_in(request, user, session, value)
+
+
+def sign_in_ops(request: AuthorizationRequest, user: User,
+                browser: Browser) -> tuple[str, Session, list[Operation]]:
+    """A new session for ``user`` signing in for ``request``: (the cookie value, the session, the writes).
+    The first write is the guard that fails if the request was completed meanwhile; the browser's old
+    session, if any, is deleted (no session fixation: always a new id). Add more writes to the same
+    transaction, then :func:`signed_in`."""
+    settings, now = services.settings(), clock.now()
+    value, session, put = services.session_store().create_op(user, ttl=settings.session_ttl, now=now)
+    returning = request.kind == authz.RETURN
+    first = authz.complete_op(request) if returning else authz.signed_in_op(request, session.sid)
+    writes: list[Operation] = [first, put]
+    if (old := services.session_store().find(browser.cookie(cookie_name(settings.issuer)))) is not None:
+        writes.append(services.session_store().delete_op(old))
+    return value, session, writes
+
+
+def signed_in(request: AuthorizationRequest, user: User, session: Session, value: str) -> Outcome:
+    """Where the browser goes once :func:`sign_in_ops` was written, with the new session cookie."""
+    settings = services.settings()
+    if request.kind == authz.RETURN:  # a sign-in for one of Latchkey's own pages: back to it (a URL the server built)
         outcome: Outcome = Redirect(request.redirect_uri)
     else:
         outcome = proceed(replace(request, login_sid=session.sid), (session, user))
