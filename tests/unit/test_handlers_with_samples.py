@@ -493,6 +493,72 @@ def test_gov_user_get_list_update_revoke_delete_samples(rotated):
     assert _invoke("gov_user_revoke", _with_token("gov_user_revoke", token))["statusCode"] == 404
 
 
+# --- third-party login platform admin (functions/gov_platform_*) ---------------------------------------
+GOV_PLATFORM = ("gov_platform_put", "gov_platform_get", "gov_platform_list", "gov_platform_delete")
+PLATFORM_SCOPES = ("gov.user.oauth.platform:read", "gov.user.oauth.platform:write")
+
+
+@pytest.mark.parametrize("directory", GOV_PLATFORM)
+def test_gov_platform_samples_without_a_token_are_401(rotated, directory):
+    event = _sample(directory)
+    assert "authorization" not in event["headers"]
+    result = _invoke(directory, event)
+    assert result["statusCode"] == 401
+    assert result["headers"]["WWW-Authenticate"].startswith('Bearer realm="latchkey", error="invalid_token"')
+    body = json.loads(result["body"])
+    _check("GovernorError", body)
+    assert body == {"message": "An access token is required.", "code": "invalid_token",
+                    "request_id": event["requestContext"]["requestId"]}
+
+
+@pytest.mark.parametrize("directory", GOV_PLATFORM)
+def test_gov_platform_samples_with_an_app_admin_token_are_403(rotated, directory):
+    result = _invoke(directory, _with_token(directory))  # gov.user.oauth.app:* only
+    assert result["statusCode"] == 403
+    _check("GovernorError", json.loads(result["body"]))
+
+
+def test_gov_platform_put_get_list_delete_samples(rotated):
+    from latchkey.platforms import secret_context
+
+    token = _admin_token(PLATFORM_SCOPES)
+    sent = json.loads(_sample("gov_platform_put")["body"])
+    _check("PlatformConfig", sent)
+    missing = _invoke("gov_platform_get", _with_token("gov_platform_get", token))
+    assert missing["statusCode"] == 404
+    _check("GovernorError", json.loads(missing["body"]))
+
+    result = _invoke("gov_platform_put", _with_token("gov_platform_put", token))
+    assert result["statusCode"] == 201, result
+    assert result["headers"]["Cache-Control"] == "no-store"
+    created = json.loads(result["body"])
+    _check("Platform", created)
+    assert {k: created[k] for k in sent if k != "client_secret"} == {k: v for k, v in sent.items()
+                                                                      if k != "client_secret"}
+    assert created["has_client_secret"] is True and sent["client_secret"] not in result["body"]
+    [row] = [i for i in services.item_store()._items.values() if i["pk"] == "PLATFORM#example-sso"]
+    assert sent["client_secret"] not in json.dumps(row)
+    assert services.envelope().open(row["sealed_secret"], secret_context("example-sso")).decode() \
+        == sent["client_secret"]
+
+    result = _invoke("gov_platform_get", _with_token("gov_platform_get", token))
+    assert result["statusCode"] == 200
+    assert json.loads(result["body"]) == created
+    listed = _invoke("gov_platform_list", _with_token("gov_platform_list", token))
+    assert listed["statusCode"] == 200
+    body = json.loads(listed["body"])
+    _check("PlatformList", body)
+    assert body == {"platforms": [created]}
+
+    again = _invoke("gov_platform_put", _with_token("gov_platform_put", token))
+    assert (again["statusCode"], again.get("body") or "") == (204, "")
+
+    result = _invoke("gov_platform_delete", _with_token("gov_platform_delete", token))
+    assert (result["statusCode"], result.get("body") or "") == (204, "")
+    assert _invoke("gov_platform_get", _with_token("gov_platform_get", token))["statusCode"] == 404
+    assert _invoke("gov_platform_delete", _with_token("gov_platform_delete", token))["statusCode"] == 404
+
+
 # --- dynamic client registration (RFC 7591 / RFC 7592) ---------------------------------------------
 def _registration_sample(directory: str, token: str | None = None) -> dict[str, Any]:
     event = copy.deepcopy(_sample(directory))
@@ -838,3 +904,19 @@ def test_device_page_samples(rotated):
     result = _invoke("device_page", _sample("device_page.post"))  # its csrf_token is a placeholder
     assert result["statusCode"] == 403
     assert result["headers"]["Content-Type"].startswith("text/html")
+
+
+# --- third-party login (platform_authorize, platform_callback) ------------------------------------------
+@pytest.mark.parametrize("directory,text", [("platform_authorize", "This sign-in link has expired"),
+                                            ("platform_callback", "This sign-in has expired")])
+def test_platform_login_samples_answer_the_error_page(rotated, directory, text):
+    """The samples name a pending request / upstream state the empty store does not hold: the HTML error
+    page (400), never a redirect."""
+    event = _sample(directory)
+    result = _invoke(directory, event)
+    assert result["statusCode"] == 400, result
+    assert result["headers"]["Content-Type"].startswith("text/html")
+    assert "Location" not in result["headers"]
+    assert result["headers"]["Content-Security-Policy"].startswith("default-src 'none'")
+    assert text in result["body"]
+    assert result["headers"]["X-Request-Id"] == event["requestContext"]["requestId"]

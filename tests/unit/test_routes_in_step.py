@@ -118,7 +118,8 @@ OAUTH_API_PATHS = {"/api/oauth/token", "/api/oauth/revoke", "/api/oauth/introspe
 
 
 # The hosted pages a person's browser visits: their errors are the HTML error page.
-PAGE_PATHS = {"/api/oauth/authorize", "/api/oauth/login", "/api/oauth/consent", "/api/oauth/logout", "/device"}
+PAGE_PATHS = {"/api/oauth/authorize", "/api/oauth/login", "/api/oauth/consent", "/api/oauth/logout", "/device",
+              "/api/oauth/platforms/{platformId}/authorize", "/api/oauth/platforms/{platformId}/callback"}
 
 
 def test_well_known_routes_speak_oauth_and_api_routes_speak_governor():
