@@ -4,6 +4,8 @@
   carry an RFC 6750 §3 ``WWW-Authenticate: Bearer`` challenge.
 - ``GOVERNOR``: governor's ``{"message", "code"}``.
 - ``TETRATE``: Tetrate Service Bridge's ``{"error": "INVALID_GRANT", "errorMessage"}``.
+- ``CONNECT``: the Connect protocol's ``{"code": "unauthenticated", "message"}`` with the HTTP status of
+  the Connect code (Neosync's AuthService, :mod:`latchkey.neosync`).
 - ``PAGE``: the hosted HTML error page (:func:`latchkey.pages.error_page`), for routes a person's
   browser visits.
 
@@ -26,6 +28,7 @@ class Protocol(StrEnum):
     GOVERNOR = "governor"
     PAGE = "page"  # hosted pages: the HTML error page
     TETRATE = "tetrate"  # Tetrate Service Bridge: {"error": <Error enum name>, "errorMessage"}
+    CONNECT = "connect"  # Connect RPC (Neosync's AuthService): {"code": <Connect code>, "message"}
 
 
 def _bearer_challenge(exc: LatchkeyError) -> str:
@@ -46,6 +49,12 @@ def render_error(protocol: Protocol, exc: LatchkeyError, request_id: str) -> Res
         from ..tetrate import error_body
 
         body = {**error_body(exc), "request_id": request_id}
+    elif protocol is Protocol.CONNECT:
+        from .. import neosync
+
+        body = {**neosync.error_body(exc), "request_id": request_id}
+        return Response(status_code=neosync.error_status(exc), content_type="application/json",
+                        body=json.dumps(body, separators=(",", ":")), headers=headers)
     else:
         body = {"error": exc.error, "error_description": exc.description, "request_id": request_id}
     return Response(status_code=exc.status, content_type="application/json",

@@ -87,6 +87,13 @@ def _load(code: str) -> tuple[str, dict[str, Any]] | None:
     return (code_hash, item) if item is not None else None
 
 
+def code_challenge(code: str) -> str | None:
+    """The PKCE challenge ``code`` is bound to, read without redeeming it (None for an unknown code or one
+    issued without PKCE): Neosync's ``LoginCli`` finds the verifier it keeps for the CLI by it."""
+    loaded = _load(code)
+    return None if loaded is None else loaded[1].get("code_challenge")
+
+
 def _revoke_first_use(code_hash: str, item: dict[str, Any]) -> None:
     """§4.1.2: revoke what the first redemption issued (idempotent: a third use changes nothing).
 
