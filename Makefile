@@ -42,7 +42,7 @@ unit: deps
 	$(BIN)/python -m pytest tests/unit tests/contract -m "not integration" $(PYTEST_ARGS)
 
 lint: deps
-	$(BIN)/ruff check layers functions devstack tests bench
+	$(BIN)/ruff check layers functions devstack tests bench cli
 
 sam-validate: $(SAM_VENV)/.installed
 	$(SAM_VENV)/bin/sam validate --lint

@@ -51,6 +51,14 @@ def seed(settings: Settings) -> dict[str, str]:
             response_types=("code",), token_endpoint_auth_method="none",
             post_logout_redirect_uris=("http://127.0.0.1/",), created_at=now, updated_at=now))
 
+    cli = services.settings().cli_client_id  # the command-line tools' app (Neosync's CLI, `latchkey login`)
+    if clients.get(cli) is None:
+        clients.create(Client(
+            client_id=cli, name="Latchkey CLI", url="http://127.0.0.1",
+            redirect_uris=("http://127.0.0.1/api/auth/callback",),
+            grant_types=("authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"),
+            response_types=("code",), token_endpoint_auth_method="none", created_at=now, updated_at=now))
+
     users = services.user_store()
     user = users.get_by_username(username)
     if user is None:
@@ -62,4 +70,5 @@ def seed(settings: Settings) -> dict[str, str]:
         users.replace(user.model_copy(update={"password_hash": hash_password(password), "updated_at": now}))
 
     return {"admin client": f"{client_id} / {client_secret}", "user": f"{username} / {password}",
-            "public app (PKCE)": f"{DEV_APP}, redirect http://127.0.0.1:<any port>/callback"}
+            "public app (PKCE)": f"{DEV_APP}, redirect http://127.0.0.1:<any port>/callback",
+            "CLI app": f"{services.settings().cli_client_id}, redirect http://127.0.0.1:<any port>/api/auth/callback"}

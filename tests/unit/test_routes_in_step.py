@@ -98,7 +98,8 @@ def test_error_responses_use_the_protocol_of_the_route():
     expected = {Protocol.OAUTH: ("application/json", "#/components/schemas/OAuthError"),
                 Protocol.GOVERNOR: ("application/json", "#/components/schemas/GovernorError"),
                 Protocol.PAGE: ("text/html", "#/components/schemas/HtmlPage"),
-                Protocol.TETRATE: ("application/json", "#/components/schemas/TsbError")}
+                Protocol.TETRATE: ("application/json", "#/components/schemas/TsbError"),
+                Protocol.CONNECT: ("application/json", "#/components/schemas/ConnectError")}
     for route in routes():
         responses = operations[(route.method, route.path)]["responses"]
         assert "404" in responses, route.function
@@ -126,6 +127,8 @@ def test_well_known_routes_speak_oauth_and_api_routes_speak_governor():
     for route in routes():
         if route.path.startswith("/iam/v2/"):
             assert _protocol(route) is Protocol.TETRATE, route.function
+        elif route.path.startswith("/mgmt.v1alpha1."):
+            assert _protocol(route) is Protocol.CONNECT, route.function
         elif route.path in PAGE_PATHS:
             assert _protocol(route) is Protocol.PAGE, route.function
         elif route.path.startswith("/.well-known/") or route.path in OAUTH_API_PATHS:

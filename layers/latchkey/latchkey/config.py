@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         900, description="Seconds failed sign-ins are counted for (and a lockout lasts).", gt=0
     )
 
+    cli_client_id: str = Field(
+        "latchkey-cli", description="The public app the command-line tools sign in with (Neosync's AuthService "
+        "and the `latchkey` CLI): registered for the code flow with a loopback redirect URI, refresh tokens "
+        "and the device flow.",
+    )
     upstream_timeout: float = Field(
         5.0, description="Seconds to wait for a third-party login platform (discovery, JWKS, token, userinfo).",
         gt=0, le=25,

@@ -1,0 +1,3 @@
+"""``latchkey``: the command-line client of a Latchkey server (its public HTTP API only)."""
+
+__version__ = "0.1.0"
