@@ -138,7 +138,10 @@ def read_until(stream, pattern: str, seen: list[str], deadline: float = 30) -> r
 
 
 def finish(process: subprocess.Popen, seen: list[str]) -> Run:
-    out, err = process.communicate(timeout=CLI_TIMEOUT)
+    """Wait for the CLI, then read the rest of its output through the same buffered streams read_until used
+    (``communicate`` reads the raw pipes and would lose what those buffers already hold)."""
+    process.wait(timeout=CLI_TIMEOUT)
+    out, err = process.stdout.read(), process.stderr.read()
     return Run(process.returncode, out, "".join(seen) + err)
 
 
