@@ -402,6 +402,7 @@ def test_gov_app_update_rotate_image_and_delete_samples(rotated):
 # --- governor's user management (functions/gov_user_*) ------------------------------------------------
 GOV_USER = ("gov_user_create", "gov_user_list", "gov_user_get", "gov_user_update", "gov_user_delete",
             "gov_user_revoke")
+GOV_PLATFORM = ("gov_platform_put", "gov_platform_get", "gov_platform_list", "gov_platform_delete")
 SAMPLE_USER = "7d793037a0760186574b0282f2f435e7"
 USER_SCOPES = ("gov.user.oauth.user:read", "gov.user.oauth.user:write")
 
@@ -419,8 +420,8 @@ def _sample_user() -> None:
                                       name="Alice Smith", created_at=1767225600, updated_at=1767225600))
 
 
-@pytest.mark.parametrize("directory", GOV_USER)
-def test_gov_user_samples_without_a_token_are_401(rotated, directory):
+@pytest.mark.parametrize("directory", GOV_USER + GOV_PLATFORM)
+def test_gov_user_and_platform_samples_without_a_token_are_401(rotated, directory):
     event = _sample(directory)
     assert "authorization" not in event["headers"]
     result = _invoke(directory, event)
@@ -432,8 +433,8 @@ def test_gov_user_samples_without_a_token_are_401(rotated, directory):
                     "request_id": event["requestContext"]["requestId"]}
 
 
-@pytest.mark.parametrize("directory", GOV_USER)
-def test_gov_user_samples_with_an_app_admin_token_are_403(rotated, directory):
+@pytest.mark.parametrize("directory", GOV_USER + GOV_PLATFORM)
+def test_gov_user_and_platform_samples_with_an_app_admin_token_are_403(rotated, directory):
     result = _invoke(directory, _with_token(directory))  # gov.user.oauth.app:* only
     assert result["statusCode"] == 403
     _check("GovernorError", json.loads(result["body"]))
@@ -494,28 +495,7 @@ def test_gov_user_get_list_update_revoke_delete_samples(rotated):
 
 
 # --- third-party login platform admin (functions/gov_platform_*) ---------------------------------------
-GOV_PLATFORM = ("gov_platform_put", "gov_platform_get", "gov_platform_list", "gov_platform_delete")
 PLATFORM_SCOPES = ("gov.user.oauth.platform:read", "gov.user.oauth.platform:write")
-
-
-@pytest.mark.parametrize("directory", GOV_PLATFORM)
-def test_gov_platform_samples_without_a_token_are_401(rotated, directory):
-    event = _sample(directory)
-    assert "authorization" not in event["headers"]
-    result = _invoke(directory, event)
-    assert result["statusCode"] == 401
-    assert result["headers"]["WWW-Authenticate"].startswith('Bearer realm="latchkey", error="invalid_token"')
-    body = json.loads(result["body"])
-    _check("GovernorError", body)
-    assert body == {"message": "An access token is required.", "code": "invalid_token",
-                    "request_id": event["requestContext"]["requestId"]}
-
-
-@pytest.mark.parametrize("directory", GOV_PLATFORM)
-def test_gov_platform_samples_with_an_app_admin_token_are_403(rotated, directory):
-    result = _invoke(directory, _with_token(directory))  # gov.user.oauth.app:* only
-    assert result["statusCode"] == 403
-    _check("GovernorError", json.loads(result["body"]))
 
 
 def test_gov_platform_put_get_list_delete_samples(rotated):

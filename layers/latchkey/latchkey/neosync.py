@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from . import bearer, clock, rfc9068, services, user_tokens
+from . import bearer, clock, proto3json, rfc9068, services, user_tokens
 from .crypto.b64 import b64url_decode
 from .crypto.jws import TokenInvalid
 from .crypto.secrets import keyed_hash
@@ -190,24 +190,9 @@ def request_message(app: Any) -> dict[str, Any]:
     return post_message(event.headers, content_type(app), raw_body(app))
 
 
-def _fields(message: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """The message's fields under their JSON names (``names``: JSON name → proto name); unknown refused."""
-    proto = {snake: camel for camel, snake in names.items()}
-    fields: dict[str, Any] = {}
-    for name, value in message.items():
-        json_name = name if name in names else proto.get(name)
-        if json_name is None:
-            raise InvalidRequest(f"Unknown field {name[:64]!r}.")
-        if json_name in fields:
-            raise InvalidRequest(f"The field {json_name} is repeated.")
-        if value is not None:
-            fields[json_name] = value
-    return fields
-
-
 def _strings(message: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, str]:
     """Every field of ``names``, a non-empty string (required: proto3's default, "", is not an answer)."""
-    fields = _fields(message, names)
+    fields = proto3json.fields(message, names)
     values: dict[str, str] = {}
     for json_name in names:
         value = fields.get(json_name)
@@ -236,7 +221,7 @@ def access_token(body: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- the methods -------------------------------------------------------------------------------------------
 def get_auth_status(message: Mapping[str, Any]) -> dict[str, Any]:
-    _fields(message, {})
+    proto3json.fields(message, {})
     return {"isEnabled": True}
 
 
@@ -315,7 +300,7 @@ def refresh_cli(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_token(message: Mapping[str, Any], authorization: str | None) -> dict[str, Any]:
-    _fields(message, {})
+    proto3json.fields(message, {})
     try:
         token = bearer.token_from_header(authorization)
     except InvalidRequest as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from . import proto3json
 from .errors import InvalidRequest, LatchkeyError
 from .rfc6749 import token_endpoint
 
@@ -70,21 +71,6 @@ def error_body(exc: LatchkeyError) -> dict[str, str]:
     return {"error": name, "errorMessage": message}
 
 
-def _fields(body: Mapping[str, Any], known: Mapping[str, str]) -> dict[str, Any]:
-    """The request's fields under their JSON names (snake_case accepted too); unknown ones refused."""
-    snake = {proto: json_name for json_name, proto in known.items()}
-    fields: dict[str, Any] = {}
-    for name, value in body.items():
-        json_name = name if name in known else snake.get(name)
-        if json_name is None:
-            raise InvalidRequest(f"Unknown field {name[:64]!r}.")
-        if json_name in fields:
-            raise InvalidRequest(f"The field {json_name} is repeated.")
-        if value is not None:
-            fields[json_name] = value
-    return fields
-
-
 def _string(fields: Mapping[str, Any], name: str) -> str | None:
     value = fields.get(name)
     if value is None or value == "":
@@ -121,7 +107,7 @@ def _enum(value: Any, names: Mapping[str, int], what: str) -> int:
 
 def grant_params(body: Mapping[str, Any]) -> dict[str, str]:
     """A ``GrantRequest`` as the token endpoint's form parameters."""
-    fields = _fields(body, GRANT_FIELDS)
+    fields = proto3json.fields(body, GRANT_FIELDS)
     if "grantType" not in fields:
         raise InvalidRequest("grantType is required.")
     number = _enum(fields["grantType"], {name: n for name, (n, _) in GRANT_TYPES.items()} | {"UNSPECIFIED": 0},
@@ -158,7 +144,7 @@ def token(body: Mapping[str, Any], authorization: str | None) -> dict[str, Any]:
 
 def device_code_params(body: Mapping[str, Any]) -> dict[str, str]:
     """A ``DeviceCodeRequest`` as the device authorization endpoint's form parameters."""
-    fields = _fields(body, DEVICE_FIELDS)
+    fields = proto3json.fields(body, DEVICE_FIELDS)
     params: dict[str, str] = {}
     if (client_id := _string(fields, "clientId")) is not None:
         params["client_id"] = client_id
