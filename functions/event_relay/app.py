@@ -2,12 +2,11 @@
 
 from latchkey import services
 from latchkey.events.relay import relay
-from latchkey.observability import logger, metrics, tracer
+from latchkey.observability import logger, metrics
 from latchkey_kafka import publisher
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
     cfg = services.settings()

@@ -1,9 +1,7 @@
 """GET /api/oauth/app/id/{clientid}/image (governor, public): the app's 256×256 PNG logo, with an ETag."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import apps, logo
-from latchkey.http import Protocol, create_app, header, lambda_handler
+from latchkey.http import Protocol, Response, create_app, header, lambda_handler
 
 app = create_app(Protocol.GOVERNOR)
 CACHE_CONTROL = "public, max-age=300"

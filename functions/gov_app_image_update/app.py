@@ -1,10 +1,8 @@
 """PUT /api/oauth/app/id/{clientid}/image (governor, scope gov.user.oauth.app:write): upload the app's
 logo as the multipart/form-data field `image` (PNG, JPEG or GIF); stored as a 256×256 PNG (204)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import apps, bearer, logo
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 from latchkey.http.request import raw_body
 
 app = create_app(Protocol.GOVERNOR)

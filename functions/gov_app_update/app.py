@@ -1,9 +1,7 @@
 """PUT /api/oauth/app/id/{clientid} (governor, scope gov.user.oauth.app:write): change an app (204)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import apps, bearer
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 from latchkey.http.request import json_object
 
 app = create_app(Protocol.GOVERNOR)

@@ -1,10 +1,8 @@
 """DELETE /api/oauth/connection/id/{id} (governor, a user's token with scope gov.user.oauth.connection:write):
 end the user's connection to one app and every token issued from it."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import governor_connections
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 
 app = create_app(Protocol.GOVERNOR)
 

@@ -1,10 +1,8 @@
 """DELETE /api/oauth/platform/id/{platformId} (governor, scope gov.user.oauth.platform:write): remove a
 third-party login platform (204)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import bearer, platform_admin
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 
 app = create_app(Protocol.GOVERNOR)
 

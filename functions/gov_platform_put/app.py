@@ -1,10 +1,8 @@
 """PUT /api/oauth/platform/id/{platformId} (governor, scope gov.user.oauth.platform:write): create (201 with
 the platform) or replace (204) a third-party login platform; the client secret is stored sealed."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import bearer, platform_admin
-from latchkey.http import NO_STORE, Protocol, create_app, header, json_response, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, json_response, lambda_handler
 from latchkey.http.request import json_object
 
 app = create_app(Protocol.GOVERNOR)

@@ -1,10 +1,8 @@
 """PUT /api/oauth/user/id/{userid}/revoke (governor, scope gov.user.oauth.user:write): end every session,
 connection and token of the user (204)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import bearer, useradmin
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 
 app = create_app(Protocol.GOVERNOR)
 

@@ -1,10 +1,8 @@
 """PUT /api/oauth/user/id/{userid} (governor, scope gov.user.oauth.user:write): change a user (204);
 disabling the user or setting a password also ends everything the user holds."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import bearer, useradmin
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 from latchkey.http.request import json_object
 
 app = create_app(Protocol.GOVERNOR)

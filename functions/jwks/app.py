@@ -1,9 +1,7 @@
 """GET /api/oauth/jwks: the published signing keys (RFC 7517 §5), cacheable, with an ETag."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey.discovery import jwks
-from latchkey.http import Protocol, create_app, header, lambda_handler
+from latchkey.http import Protocol, Response, create_app, header, lambda_handler
 
 app = create_app(Protocol.GOVERNOR)
 

@@ -1,9 +1,7 @@
 """DELETE /api/oauth/register/{client_id}: delete a dynamically registered client (RFC 7592 §2.3)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import rfc7592
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 
 app = create_app(Protocol.OAUTH)
 

@@ -1,10 +1,8 @@
 """POST /api/oauth/revoke: token revocation (RFC 7009); 200 with an empty body whether or not the token
 was valid (§2.2)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from latchkey import rfc7009
-from latchkey.http import NO_STORE, Protocol, create_app, header, lambda_handler
+from latchkey.http import NO_STORE, Protocol, Response, create_app, header, lambda_handler
 from latchkey.http.request import form_params
 
 app = create_app(Protocol.OAUTH)

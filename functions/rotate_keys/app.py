@@ -1,11 +1,10 @@
 """Scheduled (EventBridge): one step of the signing key lifecycle (see latchkey.signing)."""
 
 from latchkey import services, signing
-from latchkey.observability import logger, metrics, tracer
+from latchkey.observability import logger, metrics
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
     report = signing.rotate(services.key_store(), services.envelope(), services.settings().signing_algs,

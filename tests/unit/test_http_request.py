@@ -3,19 +3,18 @@
 import base64
 
 import pytest
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from latchkey.errors import InvalidClient, InvalidRequest, PayloadTooLarge
 from latchkey.http.request import MAX_BODY, form_params, json_object, query_param
+from latchkey.http.router import Event, Router
 
 
 def resolver(body, content_type="application/x-www-form-urlencoded", b64=False, query=None):
-    app = APIGatewayHttpResolver()
+    app = Router()
     event = {"version": "2.0", "rawPath": "/t", "rawQueryString": "", "headers": {"content-type": content_type},
              "body": base64.b64encode(body.encode()).decode() if b64 else body, "isBase64Encoded": b64,
              "queryStringParameters": query, "requestContext": {"http": {"method": "POST", "path": "/t"}}}
-    app.current_event = APIGatewayProxyEventV2(event)
+    app.current_event = Event(event)
     return app
 
 

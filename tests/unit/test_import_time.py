@@ -1,6 +1,5 @@
 """Nothing expensive or random at import time (CONVENTIONS §7, SnapStart-safe): importing a handler
-opens no connection, generates or reads no key and fills none of Latchkey's service caches.
-(The X-Ray SDK that Powertools' Tracer imports builds a botocore client of its own; that is local.)"""
+opens no connection, generates or reads no key and fills none of Latchkey's service caches."""
 
 import importlib.util
 import socket

@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 
-from aws_lambda_powertools.event_handler import Response
-
 from ..errors import InsufficientScope, InvalidToken, LatchkeyError
+from .router import Response
 
 
 class Protocol(StrEnum):

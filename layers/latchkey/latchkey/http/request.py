@@ -14,14 +14,13 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-
 from ..errors import InvalidRequest, LatchkeyError, PayloadTooLarge
+from .router import Router
 
 MAX_BODY = 64 * 1024
 
 
-def raw_body(app: APIGatewayHttpResolver, *, limit: int = MAX_BODY) -> bytes:
+def raw_body(app: Router, *, limit: int = MAX_BODY) -> bytes:
     event = app.current_event
     body = event.get("body") or ""
     try:
@@ -33,12 +32,12 @@ def raw_body(app: APIGatewayHttpResolver, *, limit: int = MAX_BODY) -> bytes:
     return data
 
 
-def content_type(app: APIGatewayHttpResolver) -> str:
+def content_type(app: Router) -> str:
     value = app.current_event.headers.get("content-type", "")
     return value.split(";", 1)[0].strip().lower()
 
 
-def form_params(app: APIGatewayHttpResolver, *, error: type[LatchkeyError] = InvalidRequest) -> dict[str, str]:
+def form_params(app: Router, *, error: type[LatchkeyError] = InvalidRequest) -> dict[str, str]:
     """The form body as a dict; duplicates, a wrong content type or bad encoding raise ``error``."""
     if content_type(app) != "application/x-www-form-urlencoded":
         raise error("The request must be application/x-www-form-urlencoded.")
@@ -56,7 +55,7 @@ def form_params(app: APIGatewayHttpResolver, *, error: type[LatchkeyError] = Inv
     return params
 
 
-def json_object(app: APIGatewayHttpResolver, *, error: type[LatchkeyError] = InvalidRequest) -> dict[str, Any]:
+def json_object(app: Router, *, error: type[LatchkeyError] = InvalidRequest) -> dict[str, Any]:
     if content_type(app) != "application/json":
         raise error("The request must be application/json.")
     try:
@@ -68,13 +67,13 @@ def json_object(app: APIGatewayHttpResolver, *, error: type[LatchkeyError] = Inv
     return data
 
 
-def query_param(app: APIGatewayHttpResolver, name: str) -> str | None:
+def query_param(app: Router, name: str) -> str | None:
     """One query parameter; API Gateway joins repeated ones with commas, so a comma means repeated
     for parameters that cannot contain one."""
     return (app.current_event.query_string_parameters or {}).get(name)
 
 
-def query_params(app: APIGatewayHttpResolver, *, error: type[LatchkeyError] = InvalidRequest) -> dict[str, str]:
+def query_params(app: Router, *, error: type[LatchkeyError] = InvalidRequest) -> dict[str, str]:
     """Every query parameter, from the raw query string (API Gateway's map would merge repeats): a
     repeated parameter raises ``error`` (RFC 6749 §3.1); empty values count as absent."""
     raw = app.current_event.get("rawQueryString") or ""
@@ -93,7 +92,7 @@ def query_params(app: APIGatewayHttpResolver, *, error: type[LatchkeyError] = In
     return params
 
 
-def browser(app: APIGatewayHttpResolver) -> Any:
+def browser(app: Router) -> Any:
     """The :class:`latchkey.interaction.Browser` behind the request: cookies, address and ``Origin``."""
     from ..interaction import Browser
 

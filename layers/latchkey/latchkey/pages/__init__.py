@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.shared.cookies import Cookie, SameSite
-
 from .. import services
 from ..errors import LatchkeyError
+from ..http.router import Cookie, Response
 from ..interaction import Outcome, Page, Redirect, SetCookie
 
 HERE = Path(__file__).parent
@@ -88,7 +86,7 @@ def render(template: str, context: dict[str, Any]) -> str:
 def _cookie(spec: SetCookie) -> Cookie:
     secure = services.settings().issuer.startswith("https://")
     return Cookie(name=spec.name, value=spec.value, path="/", secure=secure, http_only=True, max_age=spec.max_age,
-                  same_site=SameSite.LAX_MODE)
+                  same_site="Lax")
 
 
 def respond(outcome: Outcome) -> Response:
