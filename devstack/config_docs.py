@@ -30,9 +30,9 @@ def _default(value: object) -> str:
 
 def render_table() -> str:
     rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
-        description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{name.upper()}` | {_default(field.default)} | {description} |")
+    for name, default, description in Settings.describe():
+        description = description.replace("|", "\\|")
+        rows.append(f"| `{name.upper()}` | {_default(default)} | {description} |")
     return "\n".join(rows)
 
 

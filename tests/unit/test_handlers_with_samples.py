@@ -82,8 +82,7 @@ def env(monkeypatch):
     monkeypatch.setenv("STORE", "memory")
     monkeypatch.setenv("LOCAL_KEK", base64.b64encode(bytes(range(32))).decode("ascii"))
     monkeypatch.setenv("ISSUER", ISSUER)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    monkeypatch.setenv("METRICS_DISABLED", "true")
     for name in ("KMS_KEY_ID", "DYNAMODB_ENDPOINT", "KAFKA_TOPIC_PREFIX", "JWKS_MAX_AGE", "SIGNING_ALGS"):
         monkeypatch.delenv(name, raising=False)
     services.reset()
@@ -409,7 +408,7 @@ USER_SCOPES = ("gov.user.oauth.user:read", "gov.user.oauth.user:write")
 
 def _cheap_passwords() -> None:
     """scrypt at its lowest cost: the samples' passwords need no protection."""
-    services.override(settings=services.settings().model_copy(update={"password_hash_cost": 10}))
+    services.override(settings=services.settings().replace(password_hash_cost=10))
 
 
 def _sample_user() -> None:

@@ -193,7 +193,7 @@ def family_revocations(store: RecordingStore) -> list[tuple[Any, ...]]:
 
 
 def settings(**values: Any) -> None:
-    services.override(settings=services.settings().model_copy(update=values))
+    services.override(settings=services.settings().replace(**values))
 
 
 # --- the grace window ----------------------------------------------------------------------------------------

@@ -1,17 +1,28 @@
-"""Configuration: one pydantic settings model read from the environment.
+"""Configuration: one frozen settings object read from the environment.
 
-Every field has a description; the README's configuration table is generated from this model
+Every field has a description; the README's configuration table is generated from it
 (``python -m devstack config-table``) and ``tests/unit/test_config_docs.py`` fails when they differ.
+
+Plain dataclasses rather than pydantic-settings: the settings are read on every cold start, and
+building the pydantic-settings model cost about 70 ms of import per function (issue 8). Each
+environment variable is the field's name in upper case (the lower-case name is accepted too); a
+value is converted to the field's type and checked against its bounds, else :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Callable
+from enum import Enum, StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+class ConfigError(ValueError):
+    """A setting has a value of the wrong type or out of its bounds."""
 
 
 class StoreKind(StrEnum):
@@ -32,10 +43,36 @@ class ClientRegistration(StrEnum):
     OPEN = "open"
 
 
-class Settings(BaseSettings):
-    """Latchkey's runtime configuration (environment variables, no prefix)."""
+def Field(default: Any, *, description: str, gt: float | None = None, ge: float | None = None,  # noqa: N802
+          le: float | None = None) -> Any:
+    """A setting: its default, the README's description and numeric bounds."""
+    return dataclasses.field(default=default, metadata={"description": description, "gt": gt, "ge": ge, "le": le})
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+def _issuer(value: str) -> str:
+    if not value.startswith(("https://", "http://")) or value.endswith("/") or "?" in value or "#" in value:
+        raise ConfigError("issuer must be an http(s) URL without query, fragment or trailing slash")
+    return value
+
+
+def _access_token_alg(value: str) -> str:
+    if value not in ("ES256", "RS256"):
+        raise ConfigError("access_token_alg must be ES256 or RS256")
+    return value
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {"issuer": _issuer, "access_token_alg": _access_token_alg}
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Settings:
+    """Latchkey's runtime configuration (environment variables, no prefix).
+
+    ``Settings()`` reads the environment; keyword arguments take precedence over it.
+    """
+
+
+    """Latchkey's runtime configuration (environment variables, no prefix)."""
 
     issuer: str = Field(
         "http://127.0.0.1:3000",
@@ -57,7 +94,7 @@ class Settings(BaseSettings):
         description="Local key-encryption key (base64, 32 bytes) used instead of KMS by the local stack.",
     )
     access_token_alg: str = Field("ES256", description="JWS algorithm for access tokens: `ES256` or `RS256`.")
-    signing_algs: Annotated[tuple[str, ...], NoDecode] = Field(
+    signing_algs: tuple[str, ...] = Field(
         ("ES256", "RS256"),
         description="Algorithms that get a signing key lifecycle (comma separated). RS256 is required by OIDC.",
     )
@@ -150,26 +187,66 @@ class Settings(BaseSettings):
         gt=0, le=25,
     )
 
-    @field_validator("issuer")
-    @classmethod
-    def _issuer_has_no_trailing_slash(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")) or value.endswith("/") or "?" in value or "#" in value:
-            raise ValueError("issuer must be an http(s) URL without query, fragment or trailing slash")
-        return value
+    def __init__(self, **values: Any) -> None:
+        names = {f.name for f in dataclasses.fields(self)}
+        if unknown := set(values) - names:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        hints = _hints()
+        for f in dataclasses.fields(self):
+            if f.name in values:
+                raw = values[f.name]
+            else:
+                raw = os.environ.get(f.name.upper(), os.environ.get(f.name, f.default))
+            object.__setattr__(self, f.name, _convert(f, hints[f.name], raw))
 
-    @field_validator("signing_algs", mode="before")
-    @classmethod
-    def _split_algs(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+    def replace(self, **values: Any) -> Settings:
+        """A copy with ``values`` changed (checked like the environment's)."""
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return Settings(**{**current, **values})
 
-    @field_validator("access_token_alg")
     @classmethod
-    def _known_alg(cls, value: str) -> str:
-        if value not in ("ES256", "RS256"):
-            raise ValueError("access_token_alg must be ES256 or RS256")
-        return value
+    def describe(cls) -> list[tuple[str, Any, str]]:
+        """(name, default, description) of every setting, in declaration order."""
+        return [(f.name, f.default, f.metadata["description"]) for f in dataclasses.fields(cls)]
+
+
+@lru_cache(maxsize=1)
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Settings)
+
+
+def _convert(f: dataclasses.Field[Any], hint: Any, raw: Any) -> Any:
+    name = f.name
+    kind, optional = hint, False
+    if isinstance(hint, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        kind, optional = args[0], True
+    if raw is None:
+        if optional:
+            return None
+        raise ConfigError(f"{name} is required")
+    try:
+        if typing.get_origin(kind) is tuple:
+            value: Any = tuple(p.strip() for p in raw.split(",") if p.strip()) if isinstance(raw, str) else tuple(raw)
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            value = kind(raw.value if isinstance(raw, Enum) else str(raw).strip().lower())
+        elif kind is int:
+            if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
+            value = int(raw.strip()) if isinstance(raw, str) else int(raw)
+        elif kind is float:
+            value = float(raw)
+        else:
+            value = str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: {raw!r} is not a valid {getattr(kind, '__name__', kind)}") from exc
+    meta = f.metadata
+    gt, ge, le = meta.get("gt"), meta.get("ge"), meta.get("le")
+    if (gt is not None and not value > gt) or (ge is not None and not value >= ge) \
+            or (le is not None and not value <= le):
+        raise ConfigError(f"{name}: {value!r} is out of bounds")
+    check = _CHECKS.get(name)
+    return check(value) if check else value
 
 
 @lru_cache(maxsize=1)
