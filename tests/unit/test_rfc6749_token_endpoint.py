@@ -169,3 +169,20 @@ def test_other_paths_are_oauth_404s(app):
     result = s.handler("token")(event, s.LambdaContext())
     assert result["statusCode"] == 404
     assert json.loads(result["body"])["error"] == "not_found"
+
+
+def test_grant_modules_load_on_demand_and_are_declared_under_their_own_grant_type():
+    import subprocess
+    import sys
+
+    code = ("import sys; from latchkey.rfc6749 import token_endpoint, grants;"
+            "before = sorted(m for m in ('latchkey.rfc8628', 'latchkey.rfc8693', 'latchkey.interaction',"
+            " 'latchkey.rfc6749.authorization_code') if m in sys.modules);"
+            "grants.get('client_credentials');"
+            "after = 'latchkey.rfc8628' in sys.modules;"
+            "print(before, after, sorted(g.grant_type for g in grants.registered()),"
+            " 'latchkey.rfc8628' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")[0]
+    assert out == ("[] False ['authorization_code', 'client_credentials', 'refresh_token', "
+                   "'urn:ietf:params:oauth:grant-type:device_code', "
+                   "'urn:ietf:params:oauth:grant-type:token-exchange'] True")

@@ -64,6 +64,13 @@ class Grant:
 
 
 _registry: dict[str, Grant] = {}
+_declared: dict[str, str] = {}  # grant_type -> the module that registers it when imported
+
+
+def declare(grant_type: str, module: str) -> None:
+    """Name the module that implements ``grant_type``; it is imported when the grant is first needed,
+    so a cold start pays only for the grant its first request uses."""
+    _declared[grant_type] = module
 
 
 def register_grant(grant: Grant) -> Grant:
@@ -76,11 +83,17 @@ def register_grant(grant: Grant) -> Grant:
 
 
 def registered() -> tuple[Grant, ...]:
-    """Every registered grant, in registration order."""
+    """Every grant (declared ones are imported first), in registration order."""
+    for grant_type in tuple(_declared):
+        get(grant_type)
     return tuple(_registry.values())
 
 
 def get(grant_type: str) -> Grant | None:
+    if grant_type not in _registry and grant_type in _declared:
+        import importlib
+
+        importlib.import_module(_declared[grant_type])
     return _registry.get(grant_type)
 
 

@@ -12,7 +12,8 @@
 5. drop every parameter the grant does not declare;
 6. run the grant and answer §5.1's JSON.
 
-Importing this module registers every grant the server implements and the endpoint's metadata.
+Importing this module declares every grant the server implements (each grant's module is imported the
+first time its ``grant_type`` is asked for) and registers the endpoint's metadata.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from ..clients import Client
 from ..config import Settings
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from . import TOKEN_PATH, client_auth, grants
-from . import authorization_code as _authorization_code  # noqa: F401 (registers the grant)
-from . import client_credentials as _client_credentials  # noqa: F401 (registers the grant)
-from . import refresh_token as _refresh_token  # noqa: F401 (registers the grant)
 
-from .. import rfc8693 as _rfc8693  # noqa: F401  # isort: skip (registers the grant; after the RFC 6749 ones)
-from .. import rfc8628 as _rfc8628  # noqa: F401  # isort: skip (registers the device_code grant)
+grants.declare("authorization_code", "latchkey.rfc6749.authorization_code")
+grants.declare("client_credentials", "latchkey.rfc6749.client_credentials")
+grants.declare("refresh_token", "latchkey.rfc6749.refresh_token")
+grants.declare("urn:ietf:params:oauth:grant-type:token-exchange", "latchkey.rfc8693")
+grants.declare("urn:ietf:params:oauth:grant-type:device_code", "latchkey.rfc8628")
 
 
 def token(params: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
