@@ -23,8 +23,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PATH = "/api/oauth/token"
 ENV = {"STORE": "memory", "LOCAL_KEK": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-       "ISSUER": "https://auth.example.com", "POWERTOOLS_TRACE_DISABLED": "true",
-       "POWERTOOLS_METRICS_DISABLED": "true"}
+       "ISSUER": "https://auth.example.com", "METRICS_DISABLED": "true"}
 
 
 @dataclass(frozen=True)

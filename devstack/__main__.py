@@ -71,7 +71,7 @@ def cmd_emit_test_event(args: argparse.Namespace) -> int:
         "STORE": "dynamodb", "TABLE_NAME": env["TABLE_NAME"], "DYNAMODB_ENDPOINT": env["DYNAMODB_ENDPOINT"],
         "AWS_REGION": "us-east-1", "ISSUER": env["ISSUER"], "KAFKA_TOPIC_PREFIX": env["KAFKA_TOPIC_PREFIX"],
         "NAMESPACE": env.get("NAMESPACE", "latchkey"), "PARENT_NAMESPACE": env.get("PARENT_NAMESPACE", ""),
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+        "METRICS_DISABLED": "true",
     }
     if kek_path.exists():
         values["LOCAL_KEK"] = kek_path.read_text(encoding="ascii").strip()

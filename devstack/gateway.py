@@ -259,6 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "devstack-gateway"
     sys_version = ""
+    # Headers and body go out in separate writes; without TCP_NODELAY the body waits for the client's
+    # delayed ACK (~40 ms per keep-alive request on Linux).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._dispatch()

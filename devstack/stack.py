@@ -143,7 +143,7 @@ class Stack:
             "STORE": opts.store, "TABLE_NAME": opts.table_name, "AWS_REGION": "us-east-1",
             "LOCAL_KEK": kek, "ISSUER": issuer, "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "KAFKA_AUTH": "plaintext", "KAFKA_TOPIC_PREFIX": opts.topic_prefix, "NAMESPACE": opts.namespace,
-            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+            "METRICS_DISABLED": "true",
         }
         if endpoint:
             env["DYNAMODB_ENDPOINT"] = endpoint

@@ -71,8 +71,7 @@ def flow_stack(monkeypatch, *, store=None, password_cost: int = 10):
 
     gateway = Gateway(port=free_port())
     for name, value in {"STORE": "memory", "LOCAL_KEK": TEST_KEK, "ISSUER": gateway.url,
-                        "PASSWORD_HASH_COST": str(password_cost), "POWERTOOLS_TRACE_DISABLED": "true",
-                        "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+                        "PASSWORD_HASH_COST": str(password_cost), "METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     for name in ("TABLE_NAME", "DYNAMODB_ENDPOINT", "KMS_KEY_ID"):
         monkeypatch.delenv(name, raising=False)

@@ -90,7 +90,7 @@ def memory_services(monkeypatch, *, store=None, admin_client: bool = False):
     from latchkey.clients import Client
 
     for name, value in {"STORE": "memory", "LOCAL_KEK": TEST_KEK, "ISSUER": TEST_ISSUER,
-                        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+                        "METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     for name in _SERVICE_ENV:
         monkeypatch.delenv(name, raising=False)

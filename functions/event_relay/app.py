@@ -6,7 +6,7 @@ from latchkey.observability import logger, metrics
 from latchkey_kafka import publisher
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event, context):
     cfg = services.settings()

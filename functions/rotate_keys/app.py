@@ -4,7 +4,7 @@ from latchkey import services, signing
 from latchkey.observability import logger, metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event, context):
     report = signing.rotate(services.key_store(), services.envelope(), services.settings().signing_algs,

@@ -236,7 +236,7 @@ def test_the_relay_function_keeps_retrying_until_kafka_is_back(kafka_cluster, mo
     prefix = f"relay{int(time.time() * 1000)}"
     for name, value in {"KAFKA_BOOTSTRAP": f"127.0.0.1:{proxy.port}", "KAFKA_AUTH": "plaintext",
                         "KAFKA_TOPIC_PREFIX": prefix, "KAFKA_FLUSH_TIMEOUT": "1", "STORE": "memory",
-                        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+                        "METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     services.reset()
     store = MemoryItemStore()

@@ -28,7 +28,7 @@ def relay_env(monkeypatch, kafka_cluster):
     monkeypatch.setattr(latchkey_kafka, "_publishers", {})
     for name, value in {"KAFKA_BOOTSTRAP": kafka_cluster.bootstrap, "KAFKA_AUTH": "plaintext",
                         "KAFKA_TOPIC_PREFIX": prefix, "KAFKA_FLUSH_TIMEOUT": "5",
-                        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+                        "METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     services.reset()
     yield prefix

@@ -33,7 +33,7 @@ def table_env(monkeypatch, dynamodb_local, fresh_table, kafka_cluster):
                         "KAFKA_TOPIC_PREFIX": prefix, "KAFKA_FLUSH_TIMEOUT": "5", "STORE": "dynamodb",
                         "TABLE_NAME": fresh_table, "ISSUER": s.ISSUER,
                         "LOCAL_KEK": base64.b64encode(bytes(range(32))).decode("ascii"),
-                        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}.items():
+                        "METRICS_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     for name in ("KMS_KEY_ID", "ACCESS_TOKEN_ALG", "ACCESS_TOKEN_TTL", "NAMESPACE", "PARENT_NAMESPACE"):
         monkeypatch.delenv(name, raising=False)

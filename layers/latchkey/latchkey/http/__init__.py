@@ -1,8 +1,8 @@
 """API Gateway HTTP API (payload v2) glue shared by every thin handler.
 
 ``create_app(Protocol.OAUTH)`` gives a :class:`~latchkey.http.router.Router` whose errors are rendered
-in the route's protocol; ``lambda_handler(app)`` wraps ``app.resolve`` in Powertools' logger and metrics
-decorators (structured logs with the request id, EMF metrics) and sets the per-request context.
+in the route's protocol; ``lambda_handler(app)`` wraps ``app.resolve`` in :mod:`latchkey.observability`'s
+logger and metrics decorators (structured logs with the request id, EMF metrics) and sets the per-request context.
 Tracing is Lambda's own active tracing (``Tracing: Active``): the X-Ray SDK is not loaded, it cost
 about 160 ms of every cold start.
 """
@@ -14,9 +14,6 @@ import re
 import uuid
 from collections.abc import Callable
 from typing import Any
-
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 
 from .. import context
 from ..errors import LatchkeyError, NotFound, ServerError
@@ -82,8 +79,8 @@ def _trace_id(headers: dict[str, str]) -> str:
 def lambda_handler(app: Router) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The Lambda entry point for one route: Powertools decorators around ``app.resolve``."""
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-    @metrics.log_metrics(capture_cold_start_metric=True)
+    @logger.inject_lambda_context
+    @metrics.log_metrics
     def handler(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
@@ -97,7 +94,7 @@ def lambda_handler(app: Router) -> Callable[[dict[str, Any], Any], dict[str, Any
             context.trace_id.reset(trace_token)
         result.setdefault("headers", {})["X-Request-Id"] = request_id
         status = int(result.get("statusCode", 500))
-        metrics.add_metric(name=f"Http{status // 100}xx", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=f"Http{status // 100}xx", unit="Count", value=1)
         return result
 
     return handler
