@@ -9,7 +9,7 @@ import pytest
 from latchkey import rfc9068, services
 from latchkey.events import OUTBOX_ENTITY
 from latchkey.signing import KeyStatus
-from latchkey.store import ENTITY, Put
+from latchkey.store import ENTITY, Check, Put
 from tests.helpers_asyncapi import validate_message
 from tests.unit import oauth_support as s
 from tests.unit.oauth_support import ISSUER, basic, call
@@ -144,8 +144,10 @@ def test_one_oauth_token_generated_row_is_written_with_the_token(app, store):
     answer = call("token", CC, headers=app)
     assert answer.status == 200
     writes = store.writes[before:]
-    assert len(writes) == 1 and len(writes[0]) == 1  # the outbox row is the whole transaction
-    [op] = writes[0]
+    # the outbox row is the whole transaction, with the check that the app is still as authenticated
+    assert len(writes) == 1 and len(writes[0]) == 2
+    op, guard = writes[0]
+    assert isinstance(guard, Check) and (guard.pk, guard.sk) == ("CLIENT#app1", "CLIENT")
     assert isinstance(op, Put) and op.item[ENTITY] == OUTBOX_ENTITY
     assert op.item["topic"] == "oauthToken"
     assert op.item["partition_key"] == "app1"  # no user: keyed by the client id

@@ -336,21 +336,24 @@ def test_a_redemption_that_lost_the_race_is_redeemed_again_within_the_window(bas
     assert revoked(store) == []
 
 
-def test_a_rotation_racing_a_family_revocation_loses(base, store, monkeypatch, user, app):
+def test_a_rotation_of_a_revoked_family_fails_in_its_transaction(base, store, monkeypatch, user, app):
+    """The family is checked only by the redemption's transaction (no read of its own): a revocation
+    committed before the rotation makes it fail as a whole."""
     first = sign_in(base, app)
     tokens = services.refresh_token_store()
     row = tokens.find(first["refresh_token"])
     rows = len(store.rows("refresh_token"))
-    services.item_store().write(tokens.revoke_family_op(row.family_id, 3600))  # revoked after the read
-    real, checks = tokens.family_revoked, []
+    services.item_store().write(tokens.revoke_family_op(row.family_id, 3600))
+    real, attempted = store.write, []
 
-    def family_revoked(family_id: str) -> bool:
-        checks.append(family_id)
-        return False if len(checks) == 1 else real(family_id)
+    def write(*operations):
+        attempted.append(operations)
+        return real(*operations)
 
-    monkeypatch.setattr(tokens, "family_revoked", family_revoked)
+    monkeypatch.setattr(store, "write", write)
     assert_error(refresh(base, app, first["refresh_token"]), "invalid_grant")
-    assert len(checks) == 2  # the transaction's family check failed; the second read saw the revocation
+    [transaction] = attempted  # one attempt, refused by its family check (operation 1)
+    assert isinstance(transaction[1], Check) and transaction[1].pk == f"REFRESHFAMILY#{row.family_id}"
     assert len(store.rows("refresh_token")) == rows  # nothing was issued
     assert tokens.find(first["refresh_token"]).used_at is None
     assert len(events(store, EventName.OAUTH_TOKEN_GENERATED)) == 1
@@ -612,3 +615,26 @@ def test_stored_rows_never_hold_the_value(base, store, user, app):
     dumped = json.dumps(store.rows("refresh_token"), default=str)
     assert first["refresh_token"] not in dumped and second["refresh_token"] not in dumped
     assert all(row[PK].startswith("REFRESH#") and row["family_created_at"] for row in store.rows("refresh_token"))
+
+
+def test_the_value_ends_with_a_locator_of_its_user_that_cannot_be_changed(base, user, app):
+    from latchkey import refresh_tokens
+
+    first = sign_in(base, app)
+    value = first["refresh_token"]
+    row = services.refresh_token_store().find(value)
+    assert refresh_tokens.user_hint(value) == row.user_id
+    keys = refresh_tokens.read_ahead_keys(value, row.client_id, services.secret_hash_key())
+    assert keys == [(f"REFRESH#{row.token_hash}", "REFRESH"), (f"USER#{row.user_id}", "USER"),
+                    (f"USER#{row.user_id}", f"CONNECTION#{row.client_id}"), (f"CLIENT#{row.client_id}", "CLIENT")]
+    forged = value.rpartition(".")[0] + ".Ym9i"  # "bob": the locator is part of the hashed value
+    refused(base, app, forged)
+    assert refresh(base, app, value).status == 200
+
+
+@pytest.mark.parametrize("value", ["lk_rt_abc", "lk_rt_abc.", "lk_rt_abc.!!!", "lk_rt_abc.__8"])
+def test_a_value_without_a_readable_locator_reads_only_its_row(value):
+    from latchkey import refresh_tokens
+
+    assert refresh_tokens.user_hint(value) is None
+    assert [key[1] for key in refresh_tokens.read_ahead_keys(value, "c", b"k" * 32)] == ["REFRESH"]

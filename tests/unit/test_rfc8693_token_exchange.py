@@ -13,7 +13,7 @@ import pytest
 from latchkey import apps, clock, revocation, rfc9068, services
 from latchkey.events import OUTBOX_ENTITY, EventName
 from latchkey.rfc8693 import ACCESS_TOKEN, GRANT_TYPE, ID_TOKEN, JWT, REFRESH_TOKEN
-from latchkey.store import ENTITY, Put
+from latchkey.store import ENTITY, Check, Put
 from tests.flow_support import Agent, add_app, add_user, basic
 from tests.unit import grant_support as g
 from tests.unit import oauth_support as s
@@ -128,10 +128,11 @@ def test_a_users_access_token_for_another_audience(base, store, alice, frontend,
     assert issued["scope"] == body["scope"] == "games:read offline_access openid profile"
     assert "act" not in issued
     assert issued["exp"] <= original["exp"]
-    # one write: the oauthTokenGenerated outbox row, nothing else
+    # one write: the oauthTokenGenerated outbox row, and the check that the service app is unchanged
     assert len(store.writes) == writes_before + 1
-    (only,) = store.writes[-1]
+    only, guard = store.writes[-1]
     assert isinstance(only, Put) and only.item[ENTITY] == OUTBOX_ENTITY
+    assert isinstance(guard, Check) and guard.pk == f"CLIENT#{service[0]}"
     event = store.events()[-1]
     assert event["name"] == EventName.OAUTH_TOKEN_GENERATED.value
     assert (event["clientId"], event["userId"], event["payload"]["oauth"]["responseType"]) == (

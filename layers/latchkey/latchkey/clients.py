@@ -12,7 +12,23 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .store import ENTITY, GSI1PK, GSI1SK, PK, SK, ConditionFailed, Exists, ItemStore, NotExists, Operation, Put
+from .store import (
+    ENTITY,
+    GSI1PK,
+    GSI1SK,
+    PK,
+    SK,
+    Check,
+    Condition,
+    ConditionFailed,
+    Exists,
+    ItemStore,
+    NotExists,
+    Operation,
+    Put,
+    all_of,
+    eq,
+)
 
 CLIENTS_INDEX_PK = "CLIENTS"
 
@@ -99,3 +115,62 @@ class ItemClientStore:
 
     def replace(self, client: Client, *, also: Sequence[Operation] = ()) -> None:
         self._items.write(Put(client.to_item(), condition=Exists()), *also)
+
+
+def client_key(client_id: str) -> tuple[str, str]:
+    return f"CLIENT#{client_id}", "CLIENT"
+
+
+class ClientCache:
+    """Client records kept in this process for ``ttl`` seconds (issue 8: one read less per token).
+
+    Staleness is bounded and never unsafe where it matters:
+
+    - a write of a client item through this process's store drops the entry at once
+      (:func:`latchkey.services` registers :meth:`invalidate` with the store);
+    - :meth:`guard` is a condition the token endpoint adds to the transaction that issues the token:
+      the stored ``secret_hash`` and ``updated_at`` must still be what the cached record says, so a
+      secret rotated or an app deleted or changed by another instance fails the write, and the token
+      endpoint tries once more with a fresh read;
+    - a secret that does not match the cached record is checked again against a fresh read (the app
+      may have rotated its secret on another instance a moment ago).
+    """
+
+    def __init__(self, store: ClientStore, *, ttl: int, clock: Any = None) -> None:
+        import time
+
+        self._store, self._ttl = store, ttl
+        self._clock = clock or time.monotonic
+        self._entries: dict[str, tuple[float, Client]] = {}
+
+    def get(self, client_id: str) -> tuple[Client | None, bool]:
+        """(the client or None, whether it came from the cache)."""
+        entry = self._entries.get(client_id)
+        now = self._clock()
+        if entry is not None and now - entry[0] < self._ttl:
+            return entry[1], True
+        client = self._store.get(client_id)
+        if client is not None and self._ttl > 0:
+            if len(self._entries) >= 1000:  # bounded: the oldest half goes
+                for stale in sorted(self._entries, key=lambda k: self._entries[k][0])[:500]:
+                    del self._entries[stale]
+            self._entries[client_id] = (now, client)
+        else:
+            self._entries.pop(client_id, None)
+        return client, False
+
+    def fresh(self, client_id: str) -> Client | None:
+        self.invalidate(client_id)
+        return self.get(client_id)[0]
+
+    def invalidate(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)
+
+    @staticmethod
+    def guard(client: Client) -> Check:
+        """The transaction condition: the stored record still has this secret and update time."""
+        conditions: list[Condition] = [Exists(), eq("updated_at", client.updated_at)]
+        if client.secret_hash:  # every secret change also changes updated_at; this covers the same second
+            conditions.append(eq("secret_hash", client.secret_hash))
+        condition = all_of(*conditions)
+        return Check(*client_key(client.client_id), condition=condition)

@@ -108,6 +108,11 @@ class Settings:
     key_cache_ttl: int = Field(
         60, description="Seconds a function instance keeps the parsed key set before re-reading it.", ge=0
     )
+    client_cache_ttl: int = Field(
+        60, description="Seconds the token endpoint keeps an app's record in memory (0: read it every time). "
+        "A stale record never lets an old secret or a deleted app through: the token's write checks the "
+        "stored secret and update time, and a failed secret check reads the record again.", ge=0, le=600
+    )
     event_ttl: int = Field(
         7 * 86400, description="Seconds an outbox row stays in the table after it was written.", gt=0
     )
@@ -159,7 +164,8 @@ class Settings:
         "the device verification page for it.", ge=1
     )
     password_hash_cost: int = Field(
-        17, description="scrypt cost for new password hashes, as log2(N) (OWASP: 17, i.e. N=2^17, r=8, p=1).",
+        15, description="scrypt cost for new password hashes, as log2(N); r=8 and p follow OWASP's equivalent "
+        "rows (17: p=1, 128 MiB; 16: p=2; 15: p=3, 32 MiB per hash; 14: p=5; 13: p=10).",
         ge=10, le=20,
     )
     login_slowdown_after: int = Field(

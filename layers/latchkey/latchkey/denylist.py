@@ -21,6 +21,11 @@ class Denylist(Protocol):
     def is_revoked(self, jti: str) -> bool: ...
 
 
+def denied_key(jti: str) -> tuple[str, str]:
+    """The key of the denylist row of ``jti``."""
+    return f"REVOKED#{jti}", "REVOKED"
+
+
 class ItemDenylist:
     def __init__(self, items: ItemStore) -> None:
         self._items = items
@@ -28,7 +33,7 @@ class ItemDenylist:
     def revoke_op(self, jti: str, expires_at: int) -> Operation:
         """The denylist write; it fails while the ``jti`` is already denied, so a token is revoked (and
         announced) once even when two revocations race."""
-        return Put({PK: f"REVOKED#{jti}", SK: "REVOKED", ENTITY: "revoked_token", "jti": jti,
+        return Put({PK: denied_key(jti)[0], SK: denied_key(jti)[1], ENTITY: "revoked_token", "jti": jti,
                     TTL_ATTRIBUTE: expires_at},
                    condition=any_of(NotExists(), Compare(TTL_ATTRIBUTE, "<=", clock.now())))
 
@@ -44,5 +49,5 @@ class ItemDenylist:
         return True
 
     def is_revoked(self, jti: str) -> bool:
-        row = self._items.get(f"REVOKED#{jti}", "REVOKED")
+        row = self._items.get(*denied_key(jti))
         return row is not None and row[TTL_ATTRIBUTE] > clock.now()

@@ -16,6 +16,12 @@ refreshing twice in parallel, Hydra #1831/#3604): :meth:`ItemRefreshTokenStore.g
 condition "used less than that long ago". A family is revoked by one marker row
 (``REFRESHFAMILY#<id>``); every redemption checks its absence in the same transaction.
 
+The value ends with ``.<base64url(user id)>``, a locator: the token endpoint reads the row, the user and
+their consent in one ``BatchGetItem`` (:func:`read_ahead_keys`) instead of one after the other. It is only
+a hint for what to read: the row's own ``user_id`` decides, so a forged locator only reads the wrong
+items (and the redemption then reads the right ones). It discloses nothing new: the user id is the
+``sub`` of every access token issued with it.
+
 Rows are indexed per user (``gsi1``: ``USERTOKENS#<user>`` / ``<client>#<hash>``) so revoking a user or one
 of their connections can find and delete them.
 """
@@ -27,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import clock
+from .crypto.b64 import b64url_decode, b64url_encode
 from .crypto.secrets import keyed_hash, new_secret
 from .store import (
     ENTITY,
@@ -62,6 +69,32 @@ def lifetimes(client: Client, settings: Settings) -> tuple[int, int]:
     absolute = min(client.refresh_token_ttl or settings.refresh_token_ttl, settings.refresh_token_ttl)
     idle = min(client.refresh_token_idle_ttl or settings.refresh_token_idle_ttl, settings.refresh_token_idle_ttl)
     return absolute, idle
+
+
+MAX_VALUE_LENGTH = 512
+
+
+def user_hint(value: str) -> str | None:
+    """The user id the value's locator names, if it has a readable one."""
+    _, dot, locator = value.rpartition(".")
+    if not dot or not locator or len(locator) > 300:
+        return None
+    try:
+        return b64url_decode(locator).decode("utf-8") or None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def read_ahead_keys(value: str, client_id: str, hash_key: bytes) -> list[tuple[str, str]]:
+    """Everything a redemption of ``value`` by ``client_id`` reads: the row, and with a locator the user,
+    their consent to the client and the client (:func:`latchkey.user_tokens.load_grant`)."""
+    if not looks_like(value) or len(value) > MAX_VALUE_LENGTH:
+        return []
+    keys = [(f"REFRESH#{keyed_hash(hash_key, value)}", "REFRESH")]
+    if (user_id := user_hint(value)) is not None:
+        keys += [(f"USER#{user_id}", "USER"), (f"USER#{user_id}", f"CONNECTION#{client_id}"),
+                 (f"CLIENT#{client_id}", "CLIENT")]
+    return keys
 
 
 def looks_like(value: str) -> bool:
@@ -157,7 +190,7 @@ class ItemRefreshTokenStore:
         """A new refresh token living ``ttl`` seconds: (the value, shown once; its row; the write storing it).
         Without ``family_id`` it starts a family (created ``now``); with it, it joins that family, whose
         first issue ``family_created_at`` it carries on."""
-        value = new_secret(PREFIX)
+        value = f"{new_secret(PREFIX)}.{b64url_encode(user_id.encode('utf-8'))}"
         token = RefreshToken(token_hash=self.hash(value), client_id=client_id, user_id=user_id, scope=scope,
                              grant_id=grant_id, family_id=family_id or _secrets.token_hex(16),
                              auth_time=auth_time, sid=sid, created_at=now, expires_at=now + ttl,
@@ -167,7 +200,7 @@ class ItemRefreshTokenStore:
 
     def find(self, value: str) -> RefreshToken | None:
         """The row of an unexpired refresh token (used or not), or None."""
-        if not looks_like(value) or len(value) > 200:
+        if not looks_like(value) or len(value) > MAX_VALUE_LENGTH:
             return None
         item = self._items.get(f"REFRESH#{self.hash(value)}", "REFRESH")
         if item is None:

@@ -26,9 +26,10 @@ from typing import Any
 
 from . import clock, refresh_tokens, rfc8414, rfc9068, services, user_tokens
 from .bearer import token_from_header
+from .clients import client_key
 from .config import Settings
 from .crypto.jws import TokenInvalid
-from .errors import InvalidClient, InvalidRequest, InvalidToken
+from .errors import InvalidClient, InvalidRequest, InvalidToken, LatchkeyError
 from .rfc6749 import client_auth
 
 INTROSPECT_PATH = "/api/oauth/introspect"
@@ -71,6 +72,7 @@ def active_claims(token: str, *, now: int | None = None) -> dict[str, Any] | Non
 
 def introspect(params: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
     """The §2.2 introspection response for the authenticated caller's request."""
+    _read_ahead(params, authorization)
     caller = authorize_caller(params, authorization)
     token = params.get("token")
     if token is None:
@@ -81,6 +83,28 @@ def introspect(params: Mapping[str, str], authorization: str | None) -> dict[str
     if claims is None:
         return dict(INACTIVE)
     return {"active": True, "token_type": "Bearer", **{name: claims[name] for name in CLAIMS if name in claims}}
+
+
+def _read_ahead(params: Mapping[str, str], authorization: str | None) -> None:
+    """One BatchGetItem for everything the call will read: the caller's client and the token's denylist
+    row and grant or client (refresh tokens: their row and grant). Guesses from unverified input only
+    choose what to read; every check below still runs on what was read."""
+    keys: list[tuple[str, str]] = []
+    caller: str | None = None
+    if not _is_bearer(authorization):
+        try:
+            caller = client_auth.credentials(params, authorization).client_id
+        except LatchkeyError:
+            caller = None  # authorize_caller raises the right error
+        if caller is not None and 0 < len(caller) <= client_auth.MAX_ID_LENGTH:
+            keys.append(client_key(caller))
+    token = params.get("token") or ""
+    if refresh_tokens.looks_like(token):
+        if caller is not None:
+            keys += refresh_tokens.read_ahead_keys(token, caller, services.secret_hash_key())
+    elif token:
+        keys += user_tokens.read_ahead_keys(user_tokens.peek_claims(token))
+    services.prefetch(keys)
 
 
 def refresh_token_description(value: str, caller: str) -> dict[str, Any]:

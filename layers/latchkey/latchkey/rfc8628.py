@@ -375,7 +375,7 @@ def device_code_grant(request: TokenRequest) -> TokenResponse:
                                             Compare("valid_until", ">", now)),
                      set={"status": USED, "used_at": now, "issued_jti": issued.jti})
     try:
-        services.item_store().write(consume, *issued.writes)
+        services.item_store().write(consume, *issued.writes, *request.guard)
     except ConditionFailed as exc:
         if exc.index in (None, 0):  # redeemed concurrently: this is the second use
             raise InvalidGrant(detail="device code redeemed concurrently") from exc

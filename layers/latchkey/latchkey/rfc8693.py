@@ -347,7 +347,7 @@ def token_exchange(request: TokenRequest) -> TokenResponse:
                         parent_namespace=settings.parent_namespace, client_id=client.client_id,
                         user_id=subject.sub if user else "", session_id=subject.sid if user else "",
                         response_type="token")
-    services.item_store().write(outbox_put(event, ttl=settings.event_ttl, now=now))
+    services.item_store().write(outbox_put(event, ttl=settings.event_ttl, now=now), *request.guard)
     return TokenResponse(access_token=issued.token, expires_in=issued.expires_in, scope=issued.claims["scope"],
                          extra={"issued_token_type": issued_type})
 

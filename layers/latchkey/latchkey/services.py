@@ -15,9 +15,10 @@ from .config import Settings, StoreKind, get_settings
 from .crypto.envelope import Envelope, KmsEnvelope, LocalEnvelope
 from .signing import ItemKeyStore, KeyRing, RotationPolicy
 from .store import ItemStore
+from .store.readahead import ReadAheadStore
 
 if TYPE_CHECKING:
-    from .clients import ClientStore
+    from .clients import ClientCache, ClientStore
     from .connections import ConnectionStore
     from .denylist import Denylist
     from .refresh_tokens import ItemRefreshTokenStore
@@ -36,7 +37,10 @@ def cached(name: str, build: Any) -> Any:
 
 
 def override(**parts: Any) -> None:
-    """Replace parts (``settings``, ``item_store``, ``envelope``, ``kms``, ``dynamodb``) for tests/local."""
+    """Replace parts (``settings``, ``item_store``, ``envelope``, ``kms``, ``dynamodb``) for tests/local.
+    An item store is wrapped for reading ahead like the one :func:`item_store` builds."""
+    if "item_store" in parts and not isinstance(parts["item_store"], ReadAheadStore):
+        parts["item_store"] = _read_ahead(parts["item_store"])
     with _lock:
         _cache.update(parts)
 
@@ -73,18 +77,35 @@ def kms() -> Any:
     return cached("kms", lambda: _aws_client("kms"))
 
 
-def item_store() -> ItemStore:
-    def build() -> ItemStore:
+def _read_ahead(inner: ItemStore) -> ReadAheadStore:
+    store = ReadAheadStore(inner)
+    store.on_write(_client_written)
+    return store
+
+
+def _client_written(key: tuple[str, str]) -> None:
+    """A write of a client item in this process drops it from the client cache at once."""
+    if key[0].startswith("CLIENT#") and (found := _cache.get("client_cache")) is not None:
+        found.invalidate(key[0].removeprefix("CLIENT#"))
+
+
+def item_store() -> ReadAheadStore:
+    def build() -> ReadAheadStore:
         cfg = settings()
         if cfg.store is StoreKind.MEMORY:
             from .store.memory import MemoryItemStore
 
-            return MemoryItemStore()
+            return _read_ahead(MemoryItemStore())
         from .store.dynamodb import DynamoItemStore
 
-        return DynamoItemStore(dynamodb(), cfg.table_name)
+        return _read_ahead(DynamoItemStore(dynamodb(), cfg.table_name))
 
     return cached("item_store", build)
+
+
+def prefetch(keys: list[tuple[str, str]]) -> None:
+    """Read ``keys`` in one round trip for the rest of this request (:mod:`latchkey.store.readahead`)."""
+    item_store().prefetch(keys)
 
 
 def envelope() -> Envelope:
@@ -123,6 +144,13 @@ def client_store() -> ClientStore:
     from .clients import ItemClientStore
 
     return cached("client_store", lambda: ItemClientStore(item_store()))
+
+
+def client_cache() -> ClientCache:
+    """Client records kept for ``CLIENT_CACHE_TTL`` seconds (:class:`latchkey.clients.ClientCache`)."""
+    from .clients import ClientCache
+
+    return cached("client_cache", lambda: ClientCache(client_store(), ttl=settings().client_cache_ttl))
 
 
 def user_store() -> UserStore:

@@ -98,9 +98,45 @@ class LiveGrant:
     connection: Connection
 
 
+def _grant_keys(user_id: str, client_id: str) -> list[tuple[str, str]]:
+    return [user_key(user_id), (f"CLIENT#{client_id}", "CLIENT"), (f"USER#{user_id}", f"CONNECTION#{client_id}")]
+
+
+def read_ahead_keys(claims: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every item checking the access token with ``claims`` reads: its denylist row and its grant (a user's
+    token) or its client (a client's token). ``claims`` may be unverified: the keys only say what to read."""
+    from .denylist import denied_key
+
+    jti, client_id, sub = claims.get("jti"), claims.get("client_id"), claims.get("sub")
+    if not all(isinstance(v, str) and 0 < len(v) <= 256 for v in (jti, client_id, sub)):
+        return []
+    keys = [denied_key(str(jti)), (f"CLIENT#{client_id}", "CLIENT")]
+    if claims.get(GRANT_ID_CLAIM) is not None:
+        grant_client = claims.get(GRANT_CLIENT_CLAIM, client_id)
+        if isinstance(grant_client, str):
+            keys += _grant_keys(str(sub), grant_client)
+    return keys
+
+
+def peek_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, NOT verified: only to decide what to read ahead; {} when unreadable."""
+    import json
+
+    from .crypto.b64 import b64url_decode
+
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > 16384:
+        return {}
+    try:
+        payload = json.loads(b64url_decode(parts[1]))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
 def load_grant(user_id: str, client_id: str, grant_id: str) -> LiveGrant | None:
     """The user, app and connection behind ``grant_id``, if the grant is still in force."""
-    keys = [user_key(user_id), (f"CLIENT#{client_id}", "CLIENT"), (f"USER#{user_id}", f"CONNECTION#{client_id}")]
+    keys = _grant_keys(user_id, client_id)
     rows = {(item[PK], item[SK]): item for item in services.item_store().get_many(keys)}
     user_row, client_row, connection_row = (rows.get(key) for key in keys)
     if user_row is None or client_row is None or connection_row is None:

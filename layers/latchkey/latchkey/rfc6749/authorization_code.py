@@ -158,7 +158,7 @@ def authorization_code(request: TokenRequest) -> TokenResponse:
         "used_at": now, "issued_jti": issued.jti, "issued_exp": int(issued.claims["exp"]),
         **({"issued_family": issued.family_id} if issued.family_id else {})})
     try:
-        services.item_store().write(consume, *issued.writes)
+        services.item_store().write(consume, *issued.writes, *request.guard)
     except ConditionFailed as exc:
         if exc.index in (None, 0):  # redeemed concurrently: this is the second use
             if (again := _load(code)) is not None:

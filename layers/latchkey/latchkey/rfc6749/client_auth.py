@@ -124,10 +124,29 @@ def credentials(params: Mapping[str, str], authorization: str | None) -> Credent
     raise InvalidClient(detail="no client authentication")
 
 
-def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoint: str = TOKEN_PATH) -> Client:
+def _problem(client: Client | None, found: Credentials) -> str | None:
+    """Why ``found`` does not authenticate as ``client`` (the assertion of private_key_jwt aside)."""
+    if client is None:
+        if found.secret is not None:
+            keyed_hash(services.secret_hash_key(), found.secret)  # the same work as a real comparison
+        return "unknown client"
+    if client.token_endpoint_auth_method != found.method:
+        return f"used {found.method}, registered {client.token_endpoint_auth_method}"
+    if found.method in ("client_secret_basic", "client_secret_post"):
+        if found.secret is None or not client.secret_hash or \
+                not verify_keyed_hash(services.secret_hash_key(), found.secret, client.secret_hash):
+            return "wrong secret"
+    return None
+
+
+def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoint: str = TOKEN_PATH,
+                 cached: bool = False) -> Client:
     """The client the request authenticates as, by the method it registered; else ``invalid_client``.
 
     ``endpoint`` is the path being called: a ``private_key_jwt`` assertion may name its URL as ``aud``.
+    ``cached``: the record may come from :func:`latchkey.services.client_cache` (the token endpoint,
+    which guards its write with :meth:`~latchkey.clients.ClientCache.guard`); a refusal based on a
+    cached record is decided again on a fresh read.
     """
     found = credentials(params, authorization)
     headers = BASIC_CHALLENGE if found.method == "client_secret_basic" else {}
@@ -135,18 +154,20 @@ def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoi
     def refuse(detail: str) -> InvalidClient:
         return InvalidClient(headers=headers, detail=f"client {found.client_id[:MAX_ID_LENGTH]!r}: {detail}")
 
-    client = services.client_store().get(found.client_id) if len(found.client_id) <= MAX_ID_LENGTH else None
-    if client is None:
-        if found.secret is not None:
-            keyed_hash(services.secret_hash_key(), found.secret)  # the same work as a real comparison
-        raise refuse("unknown client")
-    if client.token_endpoint_auth_method != found.method:
-        raise refuse(f"used {found.method}, registered {client.token_endpoint_auth_method}")
-    if found.method in ("client_secret_basic", "client_secret_post"):
-        if found.secret is None or not client.secret_hash or \
-                not verify_keyed_hash(services.secret_hash_key(), found.secret, client.secret_hash):
-            raise refuse("wrong secret")
-    elif found.method == "private_key_jwt":
+    from_cache = cached and found.method != "private_key_jwt" and len(found.client_id) <= MAX_ID_LENGTH
+    if from_cache:
+        client, hit = services.client_cache().get(found.client_id)
+    else:
+        client, hit = services.client_store().get(found.client_id) if len(found.client_id) <= MAX_ID_LENGTH \
+            else None, False
+    problem = _problem(client, found)
+    if problem and hit:
+        client = services.client_cache().fresh(found.client_id)
+        problem = _problem(client, found)
+    if problem:
+        raise refuse(problem)
+    assert client is not None
+    if found.method == "private_key_jwt":
         assert found.assertion is not None
         issuer = services.settings().issuer
         problem = verify_assertion(client, found.assertion,

@@ -51,7 +51,7 @@ def client_credentials(request: TokenRequest) -> TokenResponse:
     event = build_event(EventName.OAUTH_TOKEN_GENERATED, namespace=settings.namespace,
                         parent_namespace=settings.parent_namespace, client_id=client.client_id,
                         user_id="", response_type="token")
-    services.item_store().write(outbox_put(event, ttl=settings.event_ttl))
+    services.item_store().write(outbox_put(event, ttl=settings.event_ttl), *request.guard)
     return TokenResponse(access_token=issued.token, expires_in=issued.expires_in, scope=issued.claims["scope"])
 
 

@@ -3,9 +3,9 @@
 Each grant module registers a :class:`Grant` when it is imported: its ``grant_type``, the request
 parameters it reads (the token endpoint drops every other one before calling it, so a grant never sees
 client credentials or parameters meant for another grant), whether public clients (``none`` client
-authentication) may use it, and its handler. :mod:`latchkey.rfc6749.token_endpoint` imports every grant
-module, and the discovery metadata lists exactly :func:`registered` (RFC 8414 §2: advertise only what
-works).
+authentication) may use it, and its handler. :mod:`latchkey.rfc6749.token_endpoint` declares every grant
+module (imported when first needed), and the discovery metadata lists exactly :func:`registered`
+(RFC 8414 §2: advertise only what works).
 
 The scope helper every grant shares lives here too (§3.3).
 """
@@ -20,6 +20,7 @@ from typing import Any
 from ..clients import Client
 from ..config import Settings
 from ..errors import InvalidScope
+from ..store import Operation
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")  # RFC 6749 §3.3 scope-token (NQCHAR)
 
@@ -31,6 +32,9 @@ class TokenRequest:
     client: Client
     params: Mapping[str, str]
     settings: Settings
+    # conditions the grant adds, last, to the transaction that issues its tokens (the client record is
+    # still the one the request authenticated against: latchkey.clients.ClientCache.guard)
+    guard: tuple[Operation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 
-from .. import clock, services, user_tokens
+from .. import clock, refresh_tokens, services, user_tokens
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, TemporarilyUnavailable
 from ..events import EventName, build_event, outbox_put
 from ..refresh_tokens import RefreshToken, lifetimes
@@ -60,21 +60,24 @@ def refresh_token(request: TokenRequest) -> TokenResponse:
     value = params.get("refresh_token")
     if value is None:
         raise InvalidRequest("The refresh_token parameter is required.")
+    services.prefetch(refresh_tokens.read_ahead_keys(value, client.client_id, services.secret_hash_key()))
     for attempt in range(ATTEMPTS):
         try:
             return _redeem(request, value)
         except ConditionFailed as exc:
-            if exc.index not in (0, 1):
+            if exc.index == 1:  # the family is revoked (the transaction checks it; nothing reads it before)
+                raise InvalidGrant(detail="refresh token family revoked") from None
+            if exc.index != 0:
                 raise
-            # 0: the token was redeemed meanwhile (read it again: a grace redemption, or a replay);
-            # 1: the family was revoked meanwhile (read again: invalid_grant)
+            # 0: the token was redeemed meanwhile (read it again: a grace redemption, or a replay)
         except WriteConflict:
             time.sleep(CONFLICT_BACKOFF * 2 ** attempt * (0.5 + random.random()))  # noqa: S311 (jitter)
     raise TemporarilyUnavailable(detail=f"refresh of {client.client_id} lost {ATTEMPTS} races in a row")
 
 
 def _redeem(request: TokenRequest, value: str) -> TokenResponse:
-    """One read and one conditional transaction (ConditionFailed index 0: the old row, 1: the family)."""
+    """Reads (prefetched together) and one conditional transaction (ConditionFailed index 0: the old row,
+    1: the family, which is checked only there)."""
     client, params = request.client, request.params
     store, settings = services.refresh_token_store(), services.settings()
     token = store.find(value)
@@ -82,8 +85,6 @@ def _redeem(request: TokenRequest, value: str) -> TokenResponse:
         raise InvalidGrant(detail="unknown or expired refresh token")
     if token.client_id != client.client_id:
         raise InvalidGrant(detail=f"refresh token of {token.client_id} presented by {client.client_id}")
-    if store.family_revoked(token.family_id):
-        raise InvalidGrant(detail="refresh token family revoked")
     now = clock.now()
     absolute, _idle = lifetimes(client, settings)
     if token.family_end(absolute) <= now:
@@ -105,7 +106,7 @@ def _redeem(request: TokenRequest, value: str) -> TokenResponse:
                                refresh_scopes=token.scopes, refresh_family_created_at=token.family_start)
     moment = int(issued.claims["iat"])
     redeem = store.consume_op(token, moment) if token.used_at is None else store.grace_op(token, moment, grace)
-    services.item_store().write(redeem, store.family_live_op(token.family_id), *issued.writes)
+    services.item_store().write(redeem, store.family_live_op(token.family_id), *issued.writes, *request.guard)
     return issued.response
 
 

@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import rfc8414, services
-from ..clients import Client
+from ..clients import Client, ClientCache
 from ..config import Settings
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from ..store import ConditionFailed
 from . import TOKEN_PATH, client_auth, grants
 
 grants.declare("authorization_code", "latchkey.rfc6749.authorization_code")
@@ -42,7 +43,23 @@ def token(params: Mapping[str, str], authorization: str | None) -> dict[str, Any
 def grant(params: Mapping[str, str], authorization: str | None) -> tuple[Client, dict[str, Any]]:
     """(the authenticated client, the §5.1 token response): the pipeline, for every protocol that
     fronts it (the standard endpoint, Tetrate's grant API)."""
-    client = client_auth.authenticate(params, authorization, endpoint=TOKEN_PATH)
+    try:
+        return _grant(params, authorization, cached=True)
+    except _ClientChanged as changed:
+        # the app was changed (secret rotated, deleted, updated) since the record the request used was
+        # cached, by another instance: decide again on a fresh read
+        services.client_cache().invalidate(changed.client_id)
+    return _grant(params, authorization, cached=False)
+
+
+class _ClientChanged(Exception):
+    def __init__(self, client_id: str) -> None:
+        super().__init__(client_id)
+        self.client_id = client_id
+
+
+def _grant(params: Mapping[str, str], authorization: str | None, *, cached: bool) -> tuple[Client, dict[str, Any]]:
+    client = client_auth.authenticate(params, authorization, endpoint=TOKEN_PATH, cached=cached)
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
@@ -52,8 +69,14 @@ def grant(params: Mapping[str, str], authorization: str | None) -> tuple[Client,
     if grant_type not in client.grant_types or (client.public and not found.public_clients):
         raise UnauthorizedClient(detail=f"client {client.client_id} is not registered for {grant_type}")
     accepted = {name: value for name, value in params.items() if name in found.parameters}
-    request = grants.TokenRequest(client=client, params=accepted, settings=services.settings())
-    return client, found.handler(request).body()
+    request = grants.TokenRequest(client=client, params=accepted, settings=services.settings(),
+                                  guard=(ClientCache.guard(client),))
+    try:
+        return client, found.handler(request).body()
+    except ConditionFailed:
+        if cached and services.client_store().get(client.client_id) != client:  # a fresh read
+            raise _ClientChanged(client.client_id) from None
+        raise
 
 
 def auth_methods() -> list[str]:
