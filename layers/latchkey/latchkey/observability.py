@@ -118,6 +118,10 @@ class EmfMetrics:
         self._values: dict[str, tuple[str, float]] = {}
         self._cold = True
 
+    def mark_cold(self) -> None:
+        """The next invocation is an instance's first (a SnapStart restore)."""
+        self._cold = True
+
     @property
     def disabled(self) -> bool:
         return os.environ.get("METRICS_DISABLED", "").lower() in ("1", "true")

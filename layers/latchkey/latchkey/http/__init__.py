@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .. import context
+from .. import context, snapstart
 from ..errors import LatchkeyError, NotFound, ServerError
 from ..observability import logger, metrics
+from ..store.readahead import request_scope
 from .render import Protocol, render_error
 from .router import Response, Router
 
@@ -77,7 +78,9 @@ def _trace_id(headers: dict[str, str]) -> str:
 
 
 def lambda_handler(app: Router) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point for one route: Powertools decorators around ``app.resolve``."""
+    """The Lambda entry point for one route: logging and metrics around ``app.resolve``; registers the
+    SnapStart restore hook (:mod:`latchkey.snapstart`)."""
+    snapstart.register()
 
     @logger.inject_lambda_context
     @metrics.log_metrics
@@ -88,7 +91,8 @@ def lambda_handler(app: Router) -> Callable[[dict[str, Any], Any], dict[str, Any
         trace_token = context.trace_id.set(_trace_id(headers))
         try:
             logger.append_keys(request_id=request_id, trace_id=context.trace_id.get())
-            result = app.resolve(event, lambda_context)
+            with request_scope():  # reads ahead (latchkey.store.readahead) live for this request only
+                result = app.resolve(event, lambda_context)
         finally:
             context.request_id.reset(request_token)
             context.trace_id.reset(trace_token)
