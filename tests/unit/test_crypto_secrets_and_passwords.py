@@ -36,11 +36,21 @@ def test_keyed_hash_refuses_short_keys():
 
 def test_password_hash_uses_owasp_scrypt_parameters_and_verifies():
     encoded = passwords.hash_password("correct horse")
-    assert encoded.startswith("$scrypt$ln=17,r=8,p=1$")
+    assert encoded.startswith("$scrypt$ln=15,r=8,p=3$")  # OWASP's 32 MiB row
     assert passwords.verify_password("correct horse", encoded) is True
     assert passwords.verify_password("correct horse!", encoded) is False
     assert passwords.hash_password("correct horse") != encoded  # salted
     assert passwords.needs_rehash(encoded) is False
+
+
+def test_every_owasp_row_is_as_strong_as_the_default_and_old_hashes_still_verify():
+    assert passwords.OWASP_P == {17: 1, 16: 2, 15: 3, 14: 5, 13: 10}
+    assert passwords.hash_password("pw", log2_n=16).startswith("$scrypt$ln=16,r=8,p=2$")
+    old = passwords.hash_password("pw", log2_n=17)  # the former default, 128 MiB
+    assert old.startswith("$scrypt$ln=17,r=8,p=1$")
+    assert passwords.verify_password("pw", old) is True and passwords.needs_rehash(old) is False
+    fewer_blocks = passwords.hash_password("pw", log2_n=16, r=4, p=8)
+    assert passwords.needs_rehash(fewer_blocks) is True
 
 
 def test_weaker_parameters_need_rehash_and_malformed_hashes_never_verify():
