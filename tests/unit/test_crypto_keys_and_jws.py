@@ -101,3 +101,98 @@ def test_verify_rejects_a_signature_by_another_key_under_our_kid(es256):
 def test_verify_rejects_garbage():
     with pytest.raises(jws.TokenInvalid, match="malformed"):
         jws.verify("not.a.jwt", {}, issuer=ISS)
+
+
+# --- our JWS against PyJWT, the reference implementation ------------------------------------------------
+@pytest.fixture(scope="module")
+def rs256():
+    private = keys.generate("RS256")
+    kid = keys.thumbprint(private.public_key())
+    return private, {kid: jws.VerificationKey(kid, "RS256", private.public_key())}, kid
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_tokens_interoperate_with_pyjwt_both_ways(alg, es256, rs256):
+    private, ring, kid = es256 if alg == "ES256" else rs256
+    ours = jws.sign(_claims(aud="api"), key=private, kid=kid, alg=alg, typ="at+jwt")
+    assert jwt.decode(ours, private.public_key(), algorithms=[alg], audience="api")["sub"] == "u1"
+    assert jwt.get_unverified_header(ours) == {"alg": alg, "kid": kid, "typ": "at+jwt"}
+    theirs = jwt.encode(_claims(aud=["other", "api"]), private, algorithm=alg, headers={"kid": kid})
+    assert jws.verify(theirs, ring, issuer=ISS, audience="api")["aud"] == ["other", "api"]
+
+
+def test_public_keys_come_back_from_our_jwks(es256, rs256):
+    for private, _ring, kid in (es256, rs256):
+        jwk = keys.public_jwk(private.public_key(), kid=kid, alg="x")
+        assert keys.thumbprint(keys.public_from_jwk(jwk)) == kid
+    with pytest.raises(ValueError, match="unsupported"):
+        keys.public_from_jwk({"kty": "oct", "k": "c2VjcmV0"})
+
+
+def _forged(header: dict, claims: dict, signature: bytes = b"") -> str:
+    import json
+
+    from latchkey.crypto.b64 import b64url_encode
+
+    def part(data):
+        return b64url_encode(json.dumps(data).encode())
+
+    return f"{part(header)}.{part(claims)}.{b64url_encode(signature)}"
+
+
+def test_alg_none_and_hmac_with_the_public_key_are_refused(es256, rs256):
+    from cryptography.hazmat.primitives import serialization
+
+    _private, ring, kid = rs256
+    with pytest.raises(jws.TokenInvalid, match="does not match"):
+        jws.verify(_forged({"alg": "none", "kid": kid}, _claims()), ring, issuer=ISS)
+    pem = _private.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    import hashlib
+    import hmac as hmac_module
+
+    header, claims = {"alg": "HS256", "kid": kid, "typ": "JWT"}, _claims()
+    unsigned = _forged(header, claims).rsplit(".", 1)[0]
+    mac = hmac_module.new(pem, unsigned.encode(), hashlib.sha256).digest()
+    with pytest.raises(jws.TokenInvalid, match="does not match"):
+        jws.verify(_forged(header, claims, mac), ring, issuer=ISS)
+
+
+@pytest.mark.parametrize("token", ["", "a.b", "a.b.c.d", "!!!.e30.", "e30.e30.", "W10.e30.", "x" * 20000])
+def test_malformed_tokens_are_token_invalid(token, es256):
+    with pytest.raises(jws.TokenInvalid):
+        jws.verify(token, es256[1], issuer=ISS)
+
+
+def test_a_signature_of_the_wrong_length_or_a_changed_payload_fails(es256):
+    private, ring, kid = es256
+    token = jws.sign(_claims(), key=private, kid=kid, alg="ES256")
+    head, payload, signature = token.split(".")
+    with pytest.raises(jws.TokenInvalid, match="Signature"):
+        jws.verify(f"{head}.{payload}.{signature[:-4]}", ring, issuer=ISS)
+    other = jws.sign(_claims(sub="admin"), key=private, kid=kid, alg="ES256").split(".")[1]
+    with pytest.raises(jws.TokenInvalid, match="Signature"):
+        jws.verify(f"{head}.{other}.{signature}", ring, issuer=ISS)
+
+
+@pytest.mark.parametrize(("claims", "reason"), [
+    ({"iat": "1"}, "iat must be a number"), ({"exp": True}, "exp must be a number"),
+    ({"nbf": 4102444800}, "not yet valid"), ({"iat": 4102444800}, "not yet valid"),
+    ({"exp": 1000}, "expired"), ({"iss": "https://evil.example"}, "issuer")])
+def test_claim_checks(claims, reason, es256):
+    private, ring, kid = es256
+    with pytest.raises(jws.TokenInvalid, match=reason):
+        jws.verify(jws.sign(_claims(**claims), key=private, kid=kid, alg="ES256"), ring, issuer=ISS)
+
+
+def test_a_missing_required_claim_and_a_foreign_audience(es256):
+    private, ring, kid = es256
+    claims = _claims()
+    del claims["exp"]
+    with pytest.raises(jws.TokenInvalid, match='"exp"'):
+        jws.verify(jws.sign(claims, key=private, kid=kid, alg="ES256"), ring, issuer=ISS)
+    token = jws.sign(_claims(aud="other"), key=private, kid=kid, alg="ES256")
+    with pytest.raises(jws.TokenInvalid, match="Audience"):
+        jws.verify(token, ring, issuer=ISS, audience="api")
+    with pytest.raises(jws.TokenInvalid, match="audience"):
+        jws.verify(jws.sign(_claims(aud=5), key=private, kid=kid, alg="ES256"), ring, issuer=ISS, audience="api")

@@ -24,8 +24,6 @@ from dataclasses import replace as evolve
 from enum import StrEnum
 from typing import Any, Protocol
 
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-
 from . import clock
 from .crypto import keys as keylib
 from .crypto.envelope import Envelope
@@ -271,8 +269,7 @@ class KeyRing:
         for record in keyset.keys:
             found = self._public.get(record.kid)
             if found is None:
-                loader = ECAlgorithm if record.public_jwk["kty"] == "EC" else RSAAlgorithm
-                found = VerificationKey(record.kid, record.alg, loader.from_jwk(record.public_jwk))
+                found = VerificationKey(record.kid, record.alg, keylib.public_from_jwk(record.public_jwk))
                 self._public[record.kid] = found
             result[record.kid] = found
         return result

@@ -73,3 +73,16 @@ def thumbprint(public: PublicKey) -> str:
 def public_jwk(public: PublicKey, *, kid: str, alg: str) -> dict[str, Any]:
     """The JWK a verifier needs: key members plus ``kid``, ``alg`` and ``use: sig``."""
     return {**public_jwk_members(public), "kid": kid, "alg": alg, "use": "sig"}
+
+
+def public_from_jwk(jwk: dict[str, Any]) -> PublicKey:
+    """The public key of one of our own JWKs (``kty`` EC on P-256, or RSA); ValueError otherwise."""
+    from .b64 import b64url_decode
+
+    if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+        x, y = (int.from_bytes(b64url_decode(jwk[name]), "big") for name in ("x", "y"))
+        return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    if jwk.get("kty") == "RSA":
+        n, e = (int.from_bytes(b64url_decode(jwk[name]), "big") for name in ("n", "e"))
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    raise ValueError(f"unsupported JWK kty={jwk.get('kty')!r} crv={jwk.get('crv')!r}")

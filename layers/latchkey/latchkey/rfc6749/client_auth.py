@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-import jwt
-
 from .. import clock, services
-from ..clients import Client
+from ..clients import Client, client_key
 from ..crypto.secrets import keyed_hash, verify_keyed_hash
 from ..errors import InvalidClient, InvalidRequest
 from ..observability import logger
@@ -83,6 +81,8 @@ def _basic(authorization: str | None) -> tuple[str, str] | None:
 
 def _assertion_subject(assertion: str) -> str:
     """The client id an assertion claims (``sub``), read before its signature can be checked."""
+    import jwt  # deferred: PyJWT (X.509, a JWKS client) only for private_key_jwt
+
     try:
         claims = jwt.decode(assertion, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
@@ -155,6 +155,10 @@ def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoi
         return InvalidClient(headers=headers, detail=f"client {found.client_id[:MAX_ID_LENGTH]!r}: {detail}")
 
     from_cache = cached and found.method != "private_key_jwt" and len(found.client_id) <= MAX_ID_LENGTH
+    if len(found.client_id) <= MAX_ID_LENGTH and found.secret is not None and not (
+            from_cache and services.client_cache().holds(found.client_id)):
+        # a cold instance reads the client and the secret hashing key in one round trip
+        services.prefetch([client_key(found.client_id), *services.pending_secret_hash_key()])
     if from_cache:
         client, hit = services.client_cache().get(found.client_id)
     else:
@@ -180,6 +184,8 @@ def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoi
 # --- private_key_jwt (RFC 7523) -------------------------------------------------------------------
 def verify_assertion(client: Client, assertion: str, *, audiences: set[str], now: int | None = None) -> str | None:
     """Check a client assertion completely and consume its ``jti``; the reason it fails, or None."""
+    import jwt  # deferred, as above
+
     moment = clock.now() if now is None else now
     try:
         header = jwt.get_unverified_header(assertion)
@@ -246,6 +252,8 @@ def _client_keys(client: Client, alg: str, kid: str | None, *, refresh: bool = F
             return []
     else:
         return []
+    import jwt  # deferred, as above
+
     kty = "EC" if alg == "ES256" else "RSA"
     keys = []
     for jwk in document.get("keys", []) if isinstance(document, dict) else []:
