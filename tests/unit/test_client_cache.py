@@ -23,15 +23,21 @@ def store(monkeypatch):
 
 @pytest.fixture
 def client_reads(store, monkeypatch):
+    """Reads of client items, single or batched (a cold read takes the client with the hashing key)."""
     reads = []
-    real = store.get
+    real_get, real_many = store.get, store.get_many
 
     def get(pk, sk):
         if pk.startswith("CLIENT#"):
             reads.append(pk)
-        return real(pk, sk)
+        return real_get(pk, sk)
+
+    def get_many(keys):
+        reads.extend(pk for pk, _sk in keys if pk.startswith("CLIENT#"))
+        return real_many(keys)
 
     monkeypatch.setattr(store, "get", get)
+    monkeypatch.setattr(store, "get_many", get_many)
     return reads
 
 

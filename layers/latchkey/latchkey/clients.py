@@ -8,10 +8,10 @@ what OAuth adds (``redirect_uris``, ``grant_types``, ``scope``, ``token_endpoint
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from .records import Record
 from .store import (
     ENTITY,
     GSI1PK,
@@ -33,11 +33,13 @@ from .store import (
 CLIENTS_INDEX_PK = "CLIENTS"
 
 
-class Client(BaseModel):
+@dataclass(frozen=True)
+class Client(Record):
     """A stored client: the metadata of :class:`~latchkey.client_metadata.ClientMetadata` plus what the
-    server manages (id, secret hash, logo, registration token hash, timestamps)."""
+    server manages (id, secret hash, logo, registration token hash, timestamps).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A :class:`~latchkey.records.Record` (a frozen dataclass), not a pydantic model: see that module.
+    """
 
     client_id: str
     name: str
@@ -46,7 +48,7 @@ class Client(BaseModel):
     redirect_uris: tuple[str, ...] = ()
     grant_types: tuple[str, ...] = ()
     response_types: tuple[str, ...] = ()
-    scope: str = Field("", description="Space-delimited scopes the client may be granted.")
+    scope: str = ""  # space-delimited scopes the client may be granted
     token_endpoint_auth_method: str = "client_secret_basic"
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
@@ -57,11 +59,16 @@ class Client(BaseModel):
     refresh_token_idle_ttl: int | None = None
     token_exchange_policy: dict[str, Any] | None = None
     secret_hash: str | None = None
-    logo: str = Field("", description="A tiny base64 PNG preview (governor's `logo`).")
+    logo: str = ""  # a tiny base64 PNG preview (governor's `logo`)
     logo_etag: str = ""
     registration_access_token_hash: str | None = None
-    created_at: int
-    updated_at: int
+    created_at: int = -1  # required: -1 means "not given"
+    updated_at: int = -1
+
+    def __post_init__(self) -> None:
+        if self.created_at == -1 or self.updated_at == -1:
+            raise TypeError("Client needs created_at and updated_at")
+        super().__post_init__()
 
     @property
     def public(self) -> bool:
@@ -81,7 +88,7 @@ class Client(BaseModel):
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Client:
-        return cls.model_validate({k: v for k, v in item.items() if k in cls.model_fields})
+        return cls.from_stored(item)
 
 
 class ClientExists(Exception):
@@ -158,6 +165,11 @@ class ClientCache:
         else:
             self._entries.pop(client_id, None)
         return client, False
+
+    def holds(self, client_id: str) -> bool:
+        """An entry young enough to be used is there."""
+        entry = self._entries.get(client_id)
+        return entry is not None and self._clock() - entry[0] < self._ttl
 
     def fresh(self, client_id: str) -> Client | None:
         self.invalidate(client_id)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
+from .records import Record
 from .store import ENTITY, GSI1PK, GSI1SK, PK, SK, Delete, Exists, ItemStore, Operation, Put, Update
 from .users import User
 
@@ -28,8 +28,9 @@ def _key(user_id: str, client_id: str) -> tuple[str, str]:
     return f"USER#{user_id}", f"{SK_PREFIX}{client_id}"
 
 
-class Connection(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+@dataclass(frozen=True)
+class Connection(Record):
+    """A user's consent to one app (a :class:`~latchkey.records.Record`)."""
 
     user_id: str
     client_id: str
@@ -64,7 +65,7 @@ class Connection(BaseModel):
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Connection:
-        return cls.model_validate({k: v for k, v in item.items() if k in cls.model_fields})
+        return cls.from_stored(item)
 
 
 class ConnectionStore(Protocol):

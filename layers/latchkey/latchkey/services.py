@@ -134,6 +134,13 @@ def rotation_policy() -> RotationPolicy:
                           max_token_ttl=cfg.access_token_ttl)
 
 
+def pending_secret_hash_key() -> list[tuple[str, str]]:
+    """The secret hashing key's item, until this process has loaded it: for a read ahead."""
+    from .secret_hashing import KEY_PK, KEY_SK
+
+    return [] if "secret_hash_key" in _cache else [(KEY_PK, KEY_SK)]
+
+
 def secret_hash_key() -> bytes:
     from . import secret_hashing
 

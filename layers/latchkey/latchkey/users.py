@@ -11,11 +11,11 @@ best effort, and expire by TTL in any case.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
+from .records import Record
 from .store import (
     ENTITY,
     GSI1PK,
@@ -45,8 +45,9 @@ class UserStatus(StrEnum):
     DISABLED = "disabled"
 
 
-class User(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+@dataclass(frozen=True)
+class User(Record):
+    """A user account (a :class:`~latchkey.records.Record`)."""
 
     user_id: str
     username: str
@@ -60,8 +61,13 @@ class User(BaseModel):
     profile: str = ""
     status: UserStatus = UserStatus.ACTIVE
     generation: int = 0
-    created_at: int
-    updated_at: int
+    created_at: int = -1  # required: -1 means "not given"
+    updated_at: int = -1
+
+    def __post_init__(self) -> None:
+        if self.created_at == -1 or self.updated_at == -1:
+            raise TypeError("User needs created_at and updated_at")
+        super().__post_init__()
 
     @property
     def active(self) -> bool:
@@ -73,7 +79,7 @@ class User(BaseModel):
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> User:
-        return cls.model_validate({k: v for k, v in item.items() if k in cls.model_fields})
+        return cls.from_stored(item)
 
 
 class UsernameTaken(Exception):
