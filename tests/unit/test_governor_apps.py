@@ -351,3 +351,9 @@ def test_devstack_seed_uses_the_layer_admin_scopes():
 
     assert seed.ADMIN_SCOPES is apps.ADMIN_SCOPES
     assert Path(functions()["GovAppListFunction"]["Properties"]["CodeUri"]).name == "gov_app_list"
+
+
+def test_the_logo_content_type_is_the_one_the_logo_module_writes():
+    from latchkey import apps, logo
+
+    assert apps.CONTENT_TYPE == logo.CONTENT_TYPE

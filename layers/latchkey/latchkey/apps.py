@@ -50,16 +50,20 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import clock, revocation, services
-from .client_metadata import ClientMetadata, InvalidClientMetadata, parse_metadata
 from .clients import CLIENTS_INDEX_PK, Client, ClientExists
 from .crypto.secrets import keyed_hash, new_secret
 from .errors import Conflict, InvalidRequest, NotFound
 from .events import EventName, build_event, outbox_put
-from .logo import CONTENT_TYPE, Logo
 from .store import ENTITY, PK, SK, ConditionFailed, Delete, Exists, Operation, Put, Update, all_of, any_of, eq
+
+if TYPE_CHECKING:  # both load pydantic or Pillow: imported where used, not on every cold start
+    from .client_metadata import ClientMetadata
+    from .logo import Logo
+
+CONTENT_TYPE = "image/png"  # latchkey.logo.CONTENT_TYPE: stored logos are PNG
 
 SCOPE_APP_READ = "gov.user.oauth.app:read"
 SCOPE_APP_WRITE = "gov.user.oauth.app:write"
@@ -213,6 +217,8 @@ def _secret_for(method: str) -> tuple[str | None, str | None]:
 
 def create(data: Any, *, client_id: str | None = None, also: Sequence[Operation] = ()) -> Credentials:
     """``POST /app``: validate (nothing is written on a 400), store, and answer the secret once."""
+    from .client_metadata import parse_metadata
+
     metadata = parse_metadata(data)
     return create_from(metadata, client_id=client_id, also=also)
 
@@ -234,11 +240,15 @@ def create_from(metadata: ClientMetadata, *, client_id: str | None = None,
 
 
 def _metadata_of(client: Client) -> dict[str, Any]:
+    from .client_metadata import ClientMetadata
+
     return client.model_dump(mode="json", include=set(ClientMetadata.model_fields))
 
 
 def update(client_id: str, data: Any) -> None:
     """``PUT /app/id/{clientid}``: governor's members replaced, RFC 7591 members kept unless sent."""
+    from .client_metadata import InvalidClientMetadata, parse_metadata
+
     if not isinstance(data, dict):
         raise InvalidClientMetadata("The request body must be a JSON object.")
     existing = get(client_id)

@@ -8,7 +8,6 @@ redirect URIs with a fragment or, outside loopback, plain http are refused (RFC 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import LatchkeyError
+from .loopback import is_loopback
 
 MAX_NAME = 255
 MAX_URL = 2000
@@ -31,7 +31,6 @@ KNOWN_GRANT_TYPES = (
 RESPONSE_TYPES = ("code",)
 ID_TOKEN_ALGS = ("RS256", "ES256")
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")  # RFC 6749 §3.3 scope-token (NQCHAR)
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class InvalidClientMetadata(LatchkeyError):
@@ -42,17 +41,6 @@ class InvalidClientMetadata(LatchkeyError):
 class InvalidRedirectUri(LatchkeyError):
     error, status = "invalid_redirect_uri", 400
     default_description = "A redirect URI is invalid."
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_web_url(value: str, what: str) -> str:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .client_metadata import is_loopback
 from .crypto.envelope import Envelope
+from .loopback import is_loopback
 from .store import ENTITY, GSI1PK, GSI1SK, PK, SK, Delete, Exists, ItemStore, NotExists, Operation, Put
 
 PLATFORMS_INDEX_PK = "PLATFORMS"

@@ -38,14 +38,16 @@ access tokens), shown once and stored only as keyed hashes (CONVENTIONS §6).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import bearer, clock, rfc8414, services
-from .client_metadata import ClientMetadata, InvalidClientMetadata, InvalidRedirectUri, parse_metadata
 from .clients import Client
 from .config import ClientRegistration, Settings
 from .crypto.secrets import keyed_hash, new_secret
 from .errors import NotFound
+
+if TYPE_CHECKING:  # pydantic: imported by the routes that parse metadata, not by reads and deletes
+    from .client_metadata import ClientMetadata
 
 REGISTER_PATH = "/api/oauth/register"
 INITIAL_ACCESS_SCOPE = "gov.user.oauth.app:write"
@@ -103,6 +105,8 @@ def parse_request(data: dict[str, Any], *, client_id: str) -> ClientMetadata:
     """RFC 7591 §2 client metadata -> validated :class:`ClientMetadata` (unknown members ignored).
 
     Raises ``invalid_redirect_uri`` / ``invalid_client_metadata`` (§3.2.2) naming the RFC 7591 field."""
+    from .client_metadata import InvalidClientMetadata, InvalidRedirectUri, parse_metadata
+
     known: dict[str, Any] = {}
     for name, field in _NAMES.items():
         value = data.get(name)

@@ -19,8 +19,8 @@ Choices:
   profile, status, creation_time, time}``: the OpenID Connect Core §5.1 standard claims the user has,
   governor's ``userid``/``time``/``creation_time`` (epoch seconds; ``time`` is the last change). The
   password hash and the revocation ``generation`` are never shown.
-- Input is strict (:class:`NewUser`, :class:`UserChanges`): wrong types and unknown members are
-  ``400 invalid_request`` naming the first offending field, and nothing is written.
+- Input is strict (:mod:`latchkey.useradmin_input`: ``NewUser``, ``UserChanges``): wrong types and
+  unknown members are ``400 invalid_request`` naming the first offending field, and nothing is written.
   Usernames are 3-64 letters, digits or ``._-@``, unique case-insensitively (taken: ``409``) and
   fixed once created. Passwords follow NIST SP 800-63B §5.1.1.2: 8 to 1024 characters, any characters,
   no composition rules; the only context check is that a password must not be the username. They are
@@ -46,12 +46,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from typing import Any
 
 from . import clock, revocation, services
-from .client_metadata import check_web_url
 from .crypto.passwords import hash_password
 from .errors import Conflict, InvalidRequest, NotFound
 from .store import ConditionFailed, Exists, Update
@@ -74,79 +71,6 @@ TAKEN = "That username is taken."
 CONCURRENT = "The user was revoked concurrently; try again."
 FIXED_USERNAME = "username: the username cannot be changed"
 PASSWORD_IS_USERNAME = "password: the password must not be the username"
-
-M = TypeVar("M", bound=BaseModel)
-
-
-# --- input ------------------------------------------------------------------------------------------
-class _Profile(BaseModel):
-    """The members a caller may set on a user, besides the username, password and status."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    email: str = Field("", max_length=MAX_EMAIL)
-    email_verified: bool = False
-    name: str = Field("", max_length=MAX_NAME)
-    given_name: str = Field("", max_length=MAX_NAME)
-    family_name: str = Field("", max_length=MAX_NAME)
-    picture: str = ""
-    profile: str = ""
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        local = value.rpartition("@")[0]
-        if value and (not _EMAIL.match(value) or len(local) > 64):
-            raise ValueError("email must be a valid email address")
-        return value
-
-    @field_validator("name", "given_name", "family_name")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if value and (not value.isprintable() or not value.strip()):
-            raise ValueError("must be printable text")
-        return value
-
-    @field_validator("picture", "profile")
-    @classmethod
-    def _url(cls, value: str, info: ValidationInfo) -> str:
-        return check_web_url(value, info.field_name) if value else value
-
-
-class NewUser(_Profile):
-    """``POST /user``."""
-
-    username: str
-    password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
-
-    @field_validator("username")
-    @classmethod
-    def _username(cls, value: str) -> str:
-        if not _USERNAME.match(value):
-            raise ValueError("username must be 3 to 64 letters, digits or ._-@ characters")
-        return value
-
-
-class UserChanges(_Profile):
-    """``PUT /user/id/{userid}``: only the members sent (``model_fields_set``) change."""
-
-    status: Literal["active", "disabled"] = "active"
-    password: str = Field("", min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
-
-
-def _parse(model: type[M], data: Any) -> M:
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        raise InvalidRequest(f"{where}: {message}"[:300]) from exc
-
 
 def _hash(password: str) -> str:
     return hash_password(password, log2_n=services.settings().password_hash_cost)
@@ -195,7 +119,9 @@ def list_users(amount: int, offset: int) -> list[User]:
 # --- writes -----------------------------------------------------------------------------------------
 def create(data: Any) -> User:
     """``POST /user``: validate (nothing is written on a 400), hash the password, store."""
-    new = _parse(NewUser, data)
+    from .useradmin_input import NewUser, parse
+
+    new = parse(NewUser, data)
     if new.password.casefold() == new.username.casefold():
         raise InvalidRequest(PASSWORD_IS_USERNAME)
     users = services.user_store()
@@ -217,7 +143,9 @@ def update(user_id: str, data: Any, *, client_id: str) -> None:
     ``client_id`` is the admin client acting: the ``clientId`` of the ``oauthTokenRevoked``."""
     if isinstance(data, dict) and "username" in data:
         raise InvalidRequest(FIXED_USERNAME)
-    changes = _parse(UserChanges, data)
+    from .useradmin_input import UserChanges, parse
+
+    changes = parse(UserChanges, data)
     sent = changes.model_fields_set
     user = get(user_id)
     values: dict[str, Any] = {name: getattr(changes, name) for name in sent - {"password"}}

@@ -34,10 +34,10 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .. import clock, rfc8414, services
-from ..client_metadata import is_loopback
 from ..clients import Client
 from ..config import Settings
 from ..errors import InvalidScope, LatchkeyError
+from ..loopback import is_loopback
 from ..oidc import OPENID, STANDARD_SCOPES
 from ..rfc7636 import check_request
 from ..store import ENTITY, PK, SK, TTL_ATTRIBUTE, Delete, Exists, Operation, Put, Update
