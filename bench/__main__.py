@@ -1,10 +1,17 @@
-"""Micro-benchmarks of the per-token hot path: signing, verifying, hashing secrets, rendering the JWKS.
+"""Latchkey's benchmark suite (issue 8), one command: ``make bench`` / ``python -m bench``.
 
-Also measures CPU per client_credentials token of Latchkey's token handler (in-process, in-memory store)
-against node-oidc-provider, and the token function's cold start (see :mod:`bench.tokens`).
+Sections, each in its own module, each printing its figures and PASS/FAIL against its target:
 
-Run with ``make bench`` (``python -m bench [--short]``); results go to ``bench/report.md`` and
-``bench/report.json``. ``--short`` uses few iterations (a smoke run for CI; its figures are noisy).
+- :mod:`bench.tokens`: CPU per client_credentials token, Latchkey in-process vs node-oidc-provider;
+- :mod:`bench.hotpaths`: CPU and DynamoDB round trips per call of the other hot paths, against budgets;
+- :mod:`bench.coldstart`: every function's cold start against DynamoDB Local minus a boto3-only
+  reference handler, and peak RSS;
+- :mod:`bench.packages`: the built layer and functions against Lambda's size limits;
+- :mod:`bench.gateway_load`: requests per second through the local gateway (figures only);
+- crypto micro-benchmarks (below).
+
+Results go to ``bench/report.md`` and ``bench/report.json`` (``--output DIR`` elsewhere). ``--short``
+runs few iterations: a smoke run for CI, whose figures are noisy and whose verdicts mean nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bench import tokens
+from bench import coldstart, gateway_load, hotpaths, packages, tokens
 from latchkey.crypto import jws, keys, secrets
 from latchkey.crypto.envelope import LocalEnvelope
 from latchkey.rfc7517 import jwks_document
@@ -83,87 +92,92 @@ def machine() -> dict[str, str]:
             "python": platform.python_version(), "latchkey": version("latchkey"), **tokens.node_versions()}
 
 
+NOTE = Path(__file__).resolve().parent / "profile_note.md"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="few iterations (CI smoke run; noisy figures)")
-    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold start measurement")
+    parser.add_argument("--output", type=Path, default=REPORT.parent,
+                        help="directory for report.md and report.json (default: bench/)")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["coldstart", "packages", "gateway", "hotpaths"], help="leave a section out")
     args = parser.parse_args()
-    calls, warmup, node_requests, cold_runs, seconds = (
-        (200, 50, 300, 2, 0.1) if args.short else (2000, 200, 2000, 5, 0.5))
+    calls, warmup, node_requests, seconds = (200, 50, 300, 0.1) if args.short else (2000, 200, 2000, 0.5)
+    started = time.perf_counter()
 
     results = crypto_micro(seconds)
     latchkey = tokens.latchkey_cpu(calls, warmup)
     node = tokens.node_cpu(node_requests, warmup)
-    cold = None if args.no_cold_start else tokens.cold_start(cold_runs)
     ratio = latchkey["mean_ms"] / node["per_token_ms"]
-    passed = ratio <= 0.5
+    cpu_target = {"target": "CPU per client_credentials token (in-memory) <= half of node-oidc-provider's",
+                  "pass": ratio <= 0.5, "figure": round(ratio, 3)}
+    sections: dict[str, Any] = {}
+    for name, module in (("hotpaths", hotpaths), ("coldstart", coldstart), ("packages", packages),
+                         ("gateway", gateway_load)):
+        if name not in args.skip:
+            sections[name] = module.run(short=args.short)
     info = machine()
     written = time.strftime("%Y-%m-%d %H:%M:%S")
+    targets = [cpu_target] + [t for data in sections.values() for t in data.get("targets", [])]
 
     data = {"written": written, "mode": "short" if args.short else "full", "environment": info,
+            "seconds": round(time.perf_counter() - started, 1), "targets": targets,
             "crypto_ops_per_second": dict(results),
             "client_credentials_cpu": {"latchkey": latchkey, "node_oidc_provider": node,
-                                       "ratio_latchkey_mean_to_node": ratio,
-                                       "target": "Latchkey CPU per token <= 0.5 x node-oidc-provider's",
-                                       "pass": passed},
-            "cold_start": cold}
-    REPORT_JSON.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+                                       "ratio_latchkey_mean_to_node": ratio, **cpu_target},
+            **sections}
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / REPORT_JSON.name).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     lines = ["# Benchmark report", "",
              f"Written {written} by `python -m bench{' --short' if args.short else ''}` "
-             f"({data['mode']} run; `--short` figures are smoke-test quality only).", "",
+             f"({data['mode']} run, {data['seconds']:.0f} s; `--short` figures are smoke-test quality only).", "",
              "## Environment", "",
              f"- Machine: {info['machine']}, {info['cpu']}, {info['cpus']} CPUs visible; {info['system']}",
              f"- Python {info['python']}, latchkey {info['latchkey']}; Node {info['node']}, "
              f"oidc-provider {info['oidc_provider']} (it warns that it wants Node 22+)",
              "- Conditions: one shared machine (container), no CPU pinning, other load not controlled; "
-             "single process, sequential requests.", "",
-             "## CPU per client_credentials token", "",
-             "| server | how measured | tokens | CPU per token (ms) |", "| --- | --- | ---: | ---: |",
-             f"| Latchkey | `time.process_time()` around each call of functions/token/app.py `handler` | "
-             f"{latchkey['n']} | mean {latchkey['mean_ms']:.3f}, p50 {latchkey['p50_ms']:.3f}, "
-             f"p99 {latchkey['p99_ms']:.3f} |",
-             f"| node-oidc-provider | utime+stime of the node process (/proc/pid/stat) over the run / tokens | "
-             f"{node['n']} | mean {node['per_token_ms']:.3f} |", "",
-             f"**Ratio** (Latchkey mean / node-oidc-provider mean): **{ratio:.2f}**", "",
-             f"**{'PASS' if passed else 'FAIL'}**: target \"Latchkey CPU per client_credentials token (in-memory) "
-             f"<= half of node-oidc-provider's\" (ratio {ratio:.2f} {'<=' if passed else '>'} 0.50).", "",
-             "What each figure means:", "",
-             f"- Latchkey: CPU of one in-process handler call with an API Gateway v2 event (client_secret_basic, "
-             f"STORE=memory, ES256 `at+jwt` token, header checked: `{latchkey['token_header'].get('alg')}`), "
-             f"after {warmup} warm-up calls; the event is built outside the measured span; no HTTP/TLS parsing "
-             f"(API Gateway does that in production).",
-             f"- node-oidc-provider: CPU of the whole node process (HTTP parsing, routing, client auth, JWT "
-             f"signing, GC) per token over {node['n']} sequential keep-alive requests from 127.0.0.1 after "
-             f"{warmup} warm-up requests; in-memory adapter; token header checked: "
-             f"`{node['token_header'].get('alg')}` / `{node['token_header'].get('typ')}`; resolution "
-             f"{node['clock_tick_ms']:.0f} ms clock ticks over {node['cpu_seconds']:.2f} s CPU in total; "
-             f"wall time {node['wall_per_token_ms']:.3f} ms per request (client included).",
-             "- Comparison caveat: the node figure includes its HTTP server work, the Latchkey figure does not; "
-             "p50/p99 exist only for Latchkey (node's CPU is read per run, not per request).", ""]
-    lines += ["## Cold start of the token function", ""]
-    if cold is None:
-        lines += ["Skipped (`--no-cold-start`).", ""]
-    else:
-        lk, ref = cold["latchkey_token"], cold["reference_boto3"]
-        lines += ["| process | wall (ms) | of which imports (ms) | first request (ms) |",
-                  "| --- | ---: | ---: | ---: |",
-                  f"| Latchkey token function | {lk['wall_s_ms']:.0f} | {lk['import_ms']:.0f} | "
-                  f"{lk['first_request_ms']:.1f} |",
-                  f"| reference: import boto3, create a DynamoDB client, trivial handler | {ref['wall_s_ms']:.0f} | "
-                  f"{ref['import_ms']:.0f} | - |", "",
-                  f"Difference: **{cold['difference_ms']:.0f} ms** (median of {cold['runs']} fresh `python -c` "
-                  "processes each).", "",
-                  "- Wall: from spawning the interpreter to its exit, minus the in-memory store set-up (key "
-                  f"rotation and one client, median {lk['setup_ms']:.0f} ms), which a real deployment does not "
-                  "pay per cold start.",
-                  "- Imports: loading functions/token/app.py (Latchkey) or boto3 plus client creation (reference), "
-                  "timed inside the process; first request: the first handler call on the in-memory store.", ""]
+             "sections run one after another.", "",
+             "## Targets", "",
+             "| target | figure | verdict |", "| --- | ---: | --- |"]
+    lines += [f"| {t['target']} | {t.get('figure', '')} | **{'PASS' if t['pass'] else 'FAIL'}** |" for t in targets]
+    lines += ["", "## CPU per client_credentials token", "",
+              "| server | how measured | tokens | CPU per token (ms) |", "| --- | --- | ---: | ---: |",
+              f"| Latchkey | `time.process_time()` around each call of functions/token/app.py `handler` | "
+              f"{latchkey['n']} | mean {latchkey['mean_ms']:.3f}, p50 {latchkey['p50_ms']:.3f}, "
+              f"p99 {latchkey['p99_ms']:.3f} |",
+              f"| node-oidc-provider | utime+stime of the node process (/proc/pid/stat) over the run / tokens | "
+              f"{node['n']} | mean {node['per_token_ms']:.3f} |", "",
+              f"**Ratio** (Latchkey mean / node-oidc-provider mean): **{ratio:.2f}** "
+              f"({'PASS' if cpu_target['pass'] else 'FAIL'}: at most 0.50).", "",
+              "What each figure means:", "",
+              f"- Latchkey: CPU of one in-process handler call with an API Gateway v2 event (client_secret_basic, "
+              f"STORE=memory, ES256 `at+jwt` token, header checked: `{latchkey['token_header'].get('alg')}`), "
+              f"after {warmup} warm-up calls; the event is built outside the measured span; no HTTP/TLS parsing "
+              f"(API Gateway does that in production). The same path against DynamoDB Local is in the hot paths.",
+              f"- node-oidc-provider: CPU of the whole node process (HTTP parsing, routing, client auth, JWT "
+              f"signing, GC) per token over {node['n']} sequential keep-alive requests from 127.0.0.1 after "
+              f"{warmup} warm-up requests; in-memory adapter; token header checked: "
+              f"`{node['token_header'].get('alg')}` / `{node['token_header'].get('typ')}`; resolution "
+              f"{node['clock_tick_ms']:.0f} ms clock ticks over {node['cpu_seconds']:.2f} s CPU in total; "
+              f"wall time {node['wall_per_token_ms']:.3f} ms per request (client included).",
+              "- Comparison caveat: the node figure includes its HTTP server work, the Latchkey figure does not; "
+              "p50/p99 exist only for Latchkey (node's CPU is read per run, not per request).", ""]
+    for name, module in (("hotpaths", hotpaths), ("coldstart", coldstart), ("packages", packages),
+                         ("gateway", gateway_load)):
+        if name in sections:
+            lines += [*module.report_lines(sections[name]), ""]
     lines += ["## Crypto micro-benchmarks", "", "Operations per second, median of runs.", "",
               "| operation | per second |", "| --- | ---: |"]
     lines += [f"| {name} | {rate:,.0f} |" for name, rate in results]
-    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines += ["", NOTE.read_text(encoding="utf-8").rstrip()]
+    (args.output / REPORT.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
+    failed = [t["target"] for t in targets if not t["pass"]]
+    if failed and not args.short:
+        print(f"\n{len(failed)} target(s) FAILED", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""CPU per client_credentials token: Latchkey's token handler in-process vs node-oidc-provider over HTTP,
-plus the cold start of the token function. Used by ``python -m bench``."""
+"""CPU per client_credentials token: Latchkey's token handler in-process vs node-oidc-provider over HTTP.
+Used by ``python -m bench``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -166,56 +165,3 @@ def node_cpu(requests: int, warmup: int) -> dict[str, Any]:
     return {"n": requests, "cpu_seconds": after - before, "per_token_ms": (after - before) / requests * 1e3,
             "wall_per_token_ms": wall / requests * 1e3, "token_header": header,
             "clock_tick_ms": 1e3 / os.sysconf("SC_CLK_TCK")}
-
-
-# --- cold start ---------------------------------------------------------------------------------------
-_COLD_LATCHKEY = """
-import time, json, os, sys
-t0 = time.perf_counter()
-sys.path.insert(0, {root!r})
-from bench.tokens import Context, basic, event, load_handler
-handler = load_handler()
-t_import = time.perf_counter()
-from latchkey import apps, services, signing
-signing.rotate(services.key_store(), services.envelope(), services.settings().signing_algs, services.rotation_policy())
-c = apps.create({{"name": "cold", "grant_types": ["client_credentials"], "scope": "read"}})
-t_setup = time.perf_counter()
-answer = handler(event(basic(c.client_id, c.key), {{"grant_type": "client_credentials"}}), Context())
-t_done = time.perf_counter()
-assert answer["statusCode"] == 200, answer
-print(json.dumps({{"import": t_import - t0, "setup": t_setup - t_import, "first_request": t_done - t_setup}}))
-"""
-
-_COLD_REFERENCE = """
-import time, json
-t0 = time.perf_counter()
-import boto3
-client = boto3.client("dynamodb", region_name="us-east-1")
-def handler(event, context):
-    return {"statusCode": 200, "body": json.dumps({"ok": True})}
-handler({}, None)
-print(json.dumps({"import": time.perf_counter() - t0, "setup": 0.0, "first_request": 0.0}))
-"""
-
-
-def _cold_once(code: str) -> dict[str, float]:
-    env = {**os.environ, **ENV}
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
-    inner = json.loads(done.stdout.strip().splitlines()[-1])
-    # the in-memory store has to be filled (key rotation, one client) in the fresh process; not a cold start cost
-    return {"wall_s": wall - inner["setup"], **inner}
-
-
-def cold_start(runs: int) -> dict[str, Any]:
-    results = {}
-    for name, code in (("latchkey_token", _COLD_LATCHKEY.format(root=str(ROOT))), ("reference_boto3", _COLD_REFERENCE)):
-        samples = [_cold_once(code) for _ in range(runs)]
-        results[name] = {key: statistics.median(s[key] for s in samples) * 1e3 for key in samples[0]}
-        results[name] = {f"{key}_ms": value for key, value in results[name].items()}
-    results["runs"] = runs
-    results["difference_ms"] = results["latchkey_token"]["wall_s_ms"] - results["reference_boto3"]["wall_s_ms"]
-    return results
