@@ -21,7 +21,7 @@ Choices:
   platform answers ``201`` with its JSON, a replaced one ``204`` with no body, as governor's app update
   does. A replace is a whole configuration: members left out take their defaults, except the client
   secret (below); ``created_at`` is kept and ``updated_at`` moves.
-- The body is strict (:class:`latchkey.platforms.PlatformConfig`): unknown members, wrong JSON types and
+- The body is strict (:class:`latchkey.platform_config.PlatformConfig`): unknown members, wrong JSON types and
   invalid values are ``400 invalid_request`` naming the first offending field (a rule spanning several
   members, say an ``oidc`` platform without ``discovery_url``, names the member in its message), and
   nothing is written. The read-only members of the JSON (``platform_id``, ``has_client_secret``,
@@ -48,14 +48,15 @@ Choices:
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from . import clock, services
 from .errors import Conflict, InvalidRequest, NotFound
-from .platforms import PLATFORM_ID, Platform, PlatformConfig, secret_context
+from .platforms import PLATFORM_ID, Platform, secret_context
 from .store import ConditionFailed, Exists, NotExists, Put
+
+if TYPE_CHECKING:  # pydantic: imported by the PUT route only
+    from .platform_config import PlatformConfig
 
 SCOPE_PLATFORM_READ = "gov.user.oauth.platform:read"
 SCOPE_PLATFORM_WRITE = "gov.user.oauth.platform:write"
@@ -74,6 +75,10 @@ def valid_platform_id(platform_id: str | None) -> bool:
 def parse(data: Any) -> PlatformConfig:
     """The ``PUT`` body as a :class:`PlatformConfig`, or ``400 invalid_request`` naming the first offending
     field. JSON mode, so the type's string is its enum value; messages never echo the input (a secret)."""
+    from pydantic import ValidationError
+
+    from .platform_config import PlatformConfig
+
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     try:

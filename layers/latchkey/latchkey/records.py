@@ -71,9 +71,10 @@ class Record:
             if value is not None:
                 object.__setattr__(self, name, convert(value))
 
-    def model_dump(self, mode: str = "python", include: set[str] | None = None) -> dict[str, Any]:
+    def model_dump(self, mode: str = "python", include: set[str] | None = None,
+                   exclude: set[str] | None = None) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
-                if include is None or f.name in include}
+                if (include is None or f.name in include) and f.name not in (exclude or ())}
         if mode == "json":
             data = {k: list(v) if isinstance(v, tuple) else v.value if isinstance(v, Enum) else v
                     for k, v in data.items()}

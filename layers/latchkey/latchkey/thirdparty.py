@@ -73,8 +73,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-import jwt
-
 from . import clock, interaction, services
 from .client_metadata import check_web_url
 from .crypto.secrets import keyed_hash, new_secret
@@ -453,6 +451,8 @@ def _map_claims(document: Mapping[str, Any], mapping: Mapping[str, str], *, stan
 
 # --- id_token validation (OIDC Core §3.1.3.7) -------------------------------------------------------
 def _jwks_keys(document: Mapping[str, Any], alg: str, kid: str | None) -> list[Any]:
+    import jwt  # deferred: PyJWT only where an upstream id_token is checked (the callback)
+
     kty = "RSA" if alg == "RS256" else "EC"
     keys = []
     for jwk in document.get("keys", []) if isinstance(document.get("keys"), list) else []:
@@ -477,6 +477,8 @@ def verify_id_token(token: Any, *, platform: Platform, endpoints: Endpoints, non
     """The id_token's claims once it passes every check of OIDC Core §3.1.3.7; else :class:`UpstreamInvalid`."""
     def invalid(reason: str) -> UpstreamInvalid:
         return UpstreamInvalid(detail=f"platform {platform.platform_id} id_token: {reason}"[:400])
+
+    import jwt  # deferred, as above
 
     if not isinstance(token, str) or not token:
         raise invalid("missing")
