@@ -15,10 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import LatchkeyError
-from .loopback import is_loopback
+from .loopback import MAX_URL, check_web_url, is_loopback
 
 MAX_NAME = 255
-MAX_URL = 2000
 MAX_REDIRECT_URIS = 20
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -41,13 +40,6 @@ class InvalidClientMetadata(LatchkeyError):
 class InvalidRedirectUri(LatchkeyError):
     error, status = "invalid_redirect_uri", 400
     default_description = "A redirect URI is invalid."
-
-
-def check_web_url(value: str, what: str) -> str:
-    parts = urlsplit(value)
-    if len(value) > MAX_URL or parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
-        raise ValueError(f"{what} must be an absolute http(s) URL without a fragment")
-    return value
 
 
 def check_redirect_uri(value: str) -> str:

@@ -74,11 +74,11 @@ from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 from . import clock, interaction, services
-from .client_metadata import check_web_url
 from .crypto.secrets import keyed_hash, new_secret
 from .errors import Forbidden, NotFound, UpstreamError, UpstreamInvalid
 from .events import EventName, build_event, outbox_put
 from .interaction import Browser, Outcome, Redirect
+from .loopback import check_web_url
 from .observability import logger
 from .platforms import LOCAL_CLAIMS, PLATFORM_ID, Platform, PlatformType, check_url
 from .rfc6749 import authorization_request as authz

@@ -10,8 +10,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from .client_metadata import check_web_url
 from .errors import InvalidRequest
+from .loopback import check_web_url
 from .useradmin import _EMAIL, _USERNAME, MAX_EMAIL, MAX_NAME, MAX_PASSWORD, MIN_PASSWORD
 
 M = TypeVar("M", bound=BaseModel)
