@@ -32,7 +32,7 @@ from .crypto.jws import TokenInvalid
 from .errors import InvalidRequest
 from .events import EventName, build_event, outbox_put
 from .rfc6749 import client_auth, token_endpoint
-from .rfc6749.refresh_token import revoke_family
+from .rfc6749.refresh_token import retry_conflicts, revoke_family
 
 REVOKE_PATH = "/api/oauth/revoke"
 PARAMETERS = frozenset({"token", "token_type_hint"})
@@ -45,23 +45,29 @@ def user_of(claims: Mapping[str, Any]) -> str:
 
 
 def revoke(params: Mapping[str, str], authorization: str | None) -> bool:
-    """Revoke ``token`` for the authenticated client; True when something was revoked."""
+    """Revoke ``token`` for the authenticated client; True when something was revoked. Every write is
+    conditional and idempotent, so one DynamoDB cancelled for a TransactionConflict (a refresh or another
+    revocation of the same family at the same moment) is retried (:func:`retry_conflicts`)."""
     client = client_auth.authenticate(params, authorization, endpoint=REVOKE_PATH)
     token = params.get("token")
     if token is None:
         raise InvalidRequest("The token parameter is required.")
+    return retry_conflicts(lambda: _revoke(token, client.client_id), f"revocation by {client.client_id}")
+
+
+def _revoke(token: str, client_id: str) -> bool:
     if refresh_tokens.looks_like(token):
-        return _revoke_refresh_token(token, client.client_id)
+        return _revoke_refresh_token(token, client_id)
     settings = services.settings()
     try:
         claims = rfc9068.verify(services.key_ring(), token, issuer=settings.issuer)
     except TokenInvalid:
         return False  # §2.2: an invalid token is not an error
-    if claims["client_id"] != client.client_id:
+    if claims["client_id"] != client_id:
         raise InvalidRequest("The token was not issued to this client.",
-                             detail=f"client {client.client_id} tried to revoke a token of {claims['client_id']}")
+                             detail=f"client {client_id} tried to revoke a token of {claims['client_id']}")
     event = build_event(EventName.OAUTH_TOKEN_REVOKED, namespace=settings.namespace,
-                        parent_namespace=settings.parent_namespace, client_id=client.client_id,
+                        parent_namespace=settings.parent_namespace, client_id=client_id,
                         user_id=user_of(claims))
     # Conditional: a token already revoked is not revoked (nor announced) twice, even under a race.
     return services.denylist().revoke(claims["jti"], int(claims["exp"]),

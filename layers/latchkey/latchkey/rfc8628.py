@@ -64,6 +64,7 @@ from .rfc6749 import authorization_request as authz
 from .rfc6749 import client_auth
 from .rfc6749.authorization_request import PageError
 from .rfc6749.grants import Grant, TokenRequest, TokenResponse, register_grant
+from .rfc6749.refresh_token import retry_conflicts
 from .sessions import Session
 from .store import (
     ENTITY,
@@ -344,10 +345,16 @@ def _poll(key: tuple[str, str], item: Mapping[str, Any], now: int) -> None:
 
 
 def device_code_grant(request: TokenRequest) -> TokenResponse:
-    client, now = request.client, clock.now()
+    """The grant; a poll whose write DynamoDB cancelled for a TransactionConflict (parallel polls of one
+    code) wrote nothing and is decided again from fresh reads (:func:`retry_conflicts`), never a 500."""
     device_code = request.params.get("device_code")
     if device_code is None:
         raise InvalidRequest("The device_code parameter is required.")
+    return retry_conflicts(lambda: _redeem(request, device_code), f"device code poll by {request.client.client_id}")
+
+
+def _redeem(request: TokenRequest, device_code: str) -> TokenResponse:
+    client, now = request.client, clock.now()
     loaded = _load_device(device_code)
     if loaded is None:
         raise InvalidGrant(detail="unknown device code")

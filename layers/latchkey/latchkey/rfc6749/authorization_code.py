@@ -16,6 +16,8 @@ The grant (§4.1.3), for confidential and public clients:
   (CONVENTIONS §5). A second use (§4.1.2: "MUST deny the request and SHOULD revoke ... all tokens
   previously issued based on that authorization code") is ``invalid_grant`` and revokes the first use's
   access token (denylist) and its refresh token family, announced with ``oauthTokenRevoked``.
+- A transaction DynamoDB cancels for a conflict (``WriteConflict``) wrote nothing: the redemption is run
+  again from fresh reads, and answers 503 ``temporarily_unavailable`` only after every retry lost.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ..store import (
     eq,
 )
 from .grants import Grant, TokenRequest, TokenResponse, register_grant
+from .refresh_token import retry_conflicts
 
 GRANT_TYPE = "authorization_code"
 PREFIX = "ac"
@@ -126,10 +129,17 @@ def _revoke_first_use(code_hash: str, item: dict[str, Any]) -> None:
 
 
 def authorization_code(request: TokenRequest) -> TokenResponse:
-    client, params = request.client, request.params
-    code = params.get("code")
+    """The grant. A write DynamoDB cancels for a TransactionConflict (another redemption, refresh or
+    revocation touching the code, the consent or the app at the same moment) wrote nothing, so the
+    redemption is simply decided again from fresh reads (:func:`retry_conflicts`), never a 500."""
+    code = request.params.get("code")
     if code is None:
         raise InvalidRequest("The code parameter is required.")
+    return retry_conflicts(lambda: _redeem(request, code), f"code redemption by {request.client.client_id}")
+
+
+def _redeem(request: TokenRequest, code: str) -> TokenResponse:
+    client, params = request.client, request.params
     loaded = _load(code)
     now = clock.now()
     if loaded is None:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from .. import clock, refresh_tokens, services, user_tokens
 from ..errors import InvalidGrant, InvalidRequest, InvalidScope, TemporarilyUnavailable
@@ -35,6 +37,33 @@ from .grants import Grant, TokenRequest, TokenResponse, register_grant
 GRANT_TYPE = "refresh_token"
 ATTEMPTS = 6  # reads + conditional writes; a race on the same token settles in two, DynamoDB conflicts in a few
 CONFLICT_BACKOFF = 0.02  # seconds before retrying a write that collided with another transaction; doubles
+RETRY_AFTER = "1"  # seconds a client told 503 temporarily_unavailable should wait
+
+_T = TypeVar("_T")
+
+
+def conflict_pause(attempt: int) -> None:
+    """Wait before retrying a write DynamoDB cancelled for a TransactionConflict (another transaction on
+    the same items): exponential, with jitter so the colliding requests do not collide again."""
+    time.sleep(CONFLICT_BACKOFF * 2 ** attempt * (0.5 + random.random()))  # noqa: S311 (jitter)
+
+
+def busy(detail: str) -> TemporarilyUnavailable:
+    """503 temporarily_unavailable with ``Retry-After``: the request lost every retry to write conflicts."""
+    return TemporarilyUnavailable(detail=detail, headers={"Retry-After": RETRY_AFTER})
+
+
+def retry_conflicts(call: Callable[[], _T], what: str) -> _T:
+    """``call()``, again (after :func:`conflict_pause`) while it raises :class:`WriteConflict`, for an
+    operation that is safe to repeat: it reads what it needs again and its writes are conditional, so a
+    cancelled transaction (which wrote nothing) leaves nothing to undo. :func:`busy` after ``ATTEMPTS``."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return call()
+        except WriteConflict:
+            if attempt + 1 < ATTEMPTS:
+                conflict_pause(attempt)
+    raise busy(f"{what} lost {ATTEMPTS} write conflicts in a row")
 
 
 def revoke_family(token: RefreshToken) -> bool:
@@ -71,8 +100,9 @@ def refresh_token(request: TokenRequest) -> TokenResponse:
                 raise
             # 0: the token was redeemed meanwhile (read it again: a grace redemption, or a replay)
         except WriteConflict:
-            time.sleep(CONFLICT_BACKOFF * 2 ** attempt * (0.5 + random.random()))  # noqa: S311 (jitter)
-    raise TemporarilyUnavailable(detail=f"refresh of {client.client_id} lost {ATTEMPTS} races in a row")
+            if attempt + 1 < ATTEMPTS:
+                conflict_pause(attempt)
+    raise busy(f"refresh of {client.client_id} lost {ATTEMPTS} races in a row")
 
 
 def _redeem(request: TokenRequest, value: str) -> TokenResponse:
