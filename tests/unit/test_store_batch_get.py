@@ -66,8 +66,11 @@ def test_unprocessed_keys_are_retried_with_backoff(no_sleep):
 
 def test_keys_left_unprocessed_after_every_retry_are_an_error(no_sleep):
     fake = FakeDynamo([{"pk": "P", "sk": "A"}], throttled=100)
-    with pytest.raises(RuntimeError, match="unprocessed"):
+    from latchkey.errors import TemporarilyUnavailable
+
+    with pytest.raises(TemporarilyUnavailable) as raised:  # throttled throughout: 503 + Retry-After (issue 9)
         DynamoItemStore(fake, "t").get_many([("P", "A")])
+    assert "unprocessed" in raised.value.detail and raised.value.headers == {"Retry-After": "1"}
     assert len(fake.requests) == store_module.BATCH_GET_ATTEMPTS
     assert len(no_sleep) == store_module.BATCH_GET_ATTEMPTS - 1 and max(no_sleep) == store_module.BATCH_GET_MAX_BACKOFF
 

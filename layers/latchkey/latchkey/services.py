@@ -65,7 +65,9 @@ def _aws_client(service: str) -> Any:
         extra["endpoint_url"] = cfg.dynamodb_endpoint
     return boto3.session.Session().client(
         service, region_name=cfg.aws_region,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5),
+        # every call, its retries and their backoff end well before the function's Timeout and API Gateway's
+        # 30 s (tests/unit/test_faults_timeouts.py): 3 attempts x (1 s + 2 s) + backoff
+        config=Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=1, read_timeout=2),
         **extra)
 
 

@@ -28,11 +28,12 @@ from . import clock
 from .crypto import keys as keylib
 from .crypto.envelope import Envelope
 from .crypto.jws import VerificationKey
-from .errors import TemporarilyUnavailable
+from .errors import ServerError, TemporarilyUnavailable
 from .store import ENTITY, PK, SK, TTL_ATTRIBUTE, ConditionFailed, Delete, ItemStore, NotExists, Put, Update
 from .store import eq as attr_eq
 
 KEYS_PARTITION = "SIGNINGKEYS"
+SIGNING_KEY_METRIC = "SigningKeyUnavailable"  # alarmed on (SigningKeyAlarm in template.yaml)
 
 
 class KeyStatus(StrEnum):
@@ -253,14 +254,40 @@ class KeyRing:
             self._keyset = None
 
     def signing_key(self, alg: str) -> SigningKey:
-        current = self.keyset().current(alg)
+        """The current key of ``alg``. Nothing is ever signed by a key that is not exactly the published
+        one: a missing key row, a sealed blob that does not open (altered bytes, another row's blob, a
+        wrong key-encryption key) or a private key whose thumbprint is not its ``kid`` is an error with
+        the metric ``SigningKeyUnavailable``: 500 ``server_error``, or 503 before the first rotation."""
+        keyset = self.keyset()
+        current = keyset.current(alg)
         if current is None:
-            raise TemporarilyUnavailable(detail=f"no current {alg} signing key; has key rotation run?")
+            _signing_key_unavailable()
+            if not keyset.versions.get(alg):  # rotation never ran: a deployment that is not ready yet
+                raise TemporarilyUnavailable(detail=f"no current {alg} signing key; has key rotation run?")
+            raise ServerError(detail=f"the {alg} key set (version {keyset.versions[alg]}) has no current "
+                                     "key: its row was removed from the table")
         private = self._private.get(current.kid)
         if private is None:
-            der = self._envelope.open(current.sealed, {"kid": current.kid, "purpose": "latchkey-signing-key"})
-            private = self._private[current.kid] = keylib.private_from_der(der)
+            private = self._open(current)
+            self._private[current.kid] = private
         return SigningKey(current.kid, current.alg, private)
+
+    def _open(self, record: KeyRecord) -> keylib.PrivateKey:
+        try:
+            der = self._envelope.open(record.sealed, {"kid": record.kid, "purpose": "latchkey-signing-key"})
+            private = keylib.private_from_der(der)
+            matches = (keylib.thumbprint(private.public_key()) == record.kid
+                       == keylib.thumbprint(keylib.public_from_jwk(record.public_jwk)))
+        except TemporarilyUnavailable:
+            raise  # KMS (or the table) unreachable: the key is fine, retry later
+        except Exception as exc:  # noqa: BLE001 - any failure to open or parse is a damaged key
+            _signing_key_unavailable()
+            raise ServerError(detail=f"signing key {record.kid} cannot be opened "
+                                     f"({type(exc).__name__}): its sealed private key is damaged") from exc
+        if not matches:
+            _signing_key_unavailable()
+            raise ServerError(detail=f"signing key {record.kid}: its private key, public JWK and kid disagree")
+        return private
 
     def verification_keys(self) -> dict[str, VerificationKey]:
         """Every published key (next, current, retired), parsed once per kid."""
@@ -279,3 +306,9 @@ class KeyRing:
         order = {KeyStatus.CURRENT: 0, KeyStatus.NEXT: 1, KeyStatus.RETIRED: 2}
         keys = sorted(self.keyset().keys, key=lambda k: (order[k.status], k.alg, k.kid))
         return [dict(k.public_jwk) for k in keys]
+
+
+def _signing_key_unavailable() -> None:
+    from .observability import metrics
+
+    metrics.add_metric(name=SIGNING_KEY_METRIC, unit="Count", value=1)

@@ -73,6 +73,26 @@ class KmsEnvelope:
     def open(self, sealed: dict[str, str], context: dict[str, str]) -> bytes:
         if sealed.get("kek") != "kms":
             raise ValueError("sealed by a different key-encryption key")
-        answer = self._kms.decrypt(CiphertextBlob=b64url_decode(sealed["edk"]), EncryptionContext=context,
-                                   KeyId=self._key_id)
+        try:
+            answer = self._kms.decrypt(CiphertextBlob=b64url_decode(sealed["edk"]), EncryptionContext=context,
+                                       KeyId=self._key_id)
+        except Exception as exc:
+            if _kms_unavailable(exc):  # KMS down or throttling: the sealed key is fine, retry later
+                from ..store.dynamodb import unavailable
+
+                raise unavailable("kms decrypt", exc) from exc
+            raise  # InvalidCiphertextException & co.: the sealed key is damaged
         return _decrypt(answer["Plaintext"], sealed, context)
+
+
+KMS_UNAVAILABLE_CODES = frozenset({"ThrottlingException", "KMSInternalException", "DependencyTimeoutException",
+                                   "LimitExceededException", "ServiceUnavailable", "InternalFailure"})
+
+
+def _kms_unavailable(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+    if isinstance(exc, BotocoreConnectionError | HTTPClientError):
+        return True
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in KMS_UNAVAILABLE_CODES

@@ -3,6 +3,11 @@
 Single writes use the conditional ``PutItem``/``UpdateItem``/``DeleteItem``; several writes use
 ``TransactWriteItems`` so that a state change and its outbox rows commit together. Several reads by key
 use ``BatchGetItem`` (retrying the keys it leaves unprocessed).
+
+DynamoDB being unreachable or throttling (after botocore's own retries, see ``services._aws_client``)
+surfaces as :class:`~latchkey.errors.TemporarilyUnavailable` with ``Retry-After: 1`` and the EMF metric
+``DependencyUnavailable``: every route answers 503 in its protocol, never a bare 500. Nothing is half
+written: a write is one request (one item or one transaction), applied whole or not at all.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
+from ..errors import TemporarilyUnavailable
 from . import (
     GSI1PK,
     GSI1SK,
@@ -41,6 +48,19 @@ BATCH_GET_LIMIT = 100  # keys per BatchGetItem request
 BATCH_GET_ATTEMPTS = 8
 BATCH_GET_BACKOFF = 0.025  # seconds before the first retry of unprocessed keys; doubles each time
 BATCH_GET_MAX_BACKOFF = 1.0
+
+# Error codes meaning "DynamoDB cannot serve this now" (botocore has already retried them).
+UNAVAILABLE_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable",
+})
+# TransactionCanceledException reasons with the same meaning.
+UNAVAILABLE_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+# Connection failures after botocore's retries: EndpointConnectionError and ConnectTimeoutError are
+# botocore ConnectionErrors; ConnectionClosedError and ReadTimeoutError are HTTPClientErrors.
+CONNECTION_ERRORS = (BotocoreConnectionError, HTTPClientError)
+RETRY_AFTER = {"Retry-After": "1"}
+DEPENDENCY_METRIC = "DependencyUnavailable"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -114,9 +134,46 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
     return {PK: {"S": pk}, SK: {"S": sk}}
 
 
+def unavailable(operation: str, cause: BaseException) -> TemporarilyUnavailable:
+    """The typed error for DynamoDB being down or throttling; counts ``DependencyUnavailable``."""
+    from ..observability import metrics
+
+    metrics.add_metric(name=DEPENDENCY_METRIC, unit="Count", value=1)
+    return TemporarilyUnavailable(detail=f"{operation}: {type(cause).__name__}: {cause}",
+                                  headers=RETRY_AFTER)
+
+
+def _is_unavailable(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code", "") in UNAVAILABLE_CODES
+
+
+class _Client:
+    """The boto3 client with outage and throttling errors turned into :class:`TemporarilyUnavailable`;
+    every other error (a ``ClientError`` with another code) passes through unchanged."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, operation: str) -> Any:
+        call = getattr(self._client, operation)
+
+        def guarded(**params: Any) -> Any:
+            try:
+                return call(**params)
+            except CONNECTION_ERRORS as exc:
+                raise unavailable(f"dynamodb {operation}", exc) from exc
+            except ClientError as exc:
+                if _is_unavailable(exc):
+                    raise unavailable(f"dynamodb {operation}", exc) from exc
+                raise
+
+        setattr(self, operation, guarded)  # built once per operation: later calls skip __getattr__
+        return guarded
+
+
 class DynamoItemStore:
     def __init__(self, client: Any, table_name: str) -> None:
-        self._client = client
+        self._client = _Client(client)
         self._table = table_name
 
     def get(self, pk: str, sk: str) -> Item | None:
@@ -167,8 +224,9 @@ class DynamoItemStore:
                 pending = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
                 if not pending:
                     break
-            else:
-                raise RuntimeError(f"BatchGetItem left {len(pending)} keys unprocessed after retries")
+            else:  # throttled for the whole backoff: DynamoDB cannot serve these reads now
+                raise unavailable("dynamodb batch_get_item", RuntimeError(
+                    f"BatchGetItem left {len(pending)} keys unprocessed after retries"))
         return [found[key] for key in unique if key in found]
 
     def write(self, *operations: Operation) -> None:
@@ -229,6 +287,8 @@ def _translate(exc: ClientError, *, single: bool) -> Exception:
                 return ConditionFailed(None if single else index)
         if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
             return WriteConflict(str(exc))
+        if any(reason.get("Code") in UNAVAILABLE_REASONS for reason in reasons):
+            return unavailable("dynamodb transact_write_items", exc)
     if code == "TransactionConflictException":
         return WriteConflict(str(exc))
     return exc
