@@ -123,3 +123,24 @@ def test_the_entry_expires_after_the_ttl(app, client_reads, monkeypatch):
     now[0] += 2
     assert token(app).status == 200
     assert client_reads == ["CLIENT#app1", "CLIENT#app1"]
+
+
+def test_a_guard_that_collides_with_another_transaction_falls_back_to_a_fresh_read(app, store, monkeypatch):
+    """DynamoDB cancels concurrent transactions that include the same item, even as a condition check:
+    a cached request whose guard collides is decided again on a fresh read, without a guard."""
+    from latchkey.store import Check, WriteConflict
+
+    assert token(app).status == 200  # cached now
+    real, attempts = store.write, []
+
+    def write(*operations):
+        attempts.append(operations)
+        if any(isinstance(op, Check) and op.pk == "CLIENT#app1" for op in operations):
+            raise WriteConflict("TransactionConflict")
+        return real(*operations)
+
+    monkeypatch.setattr(store, "write", write)
+    events_before = len(store.events())
+    assert token(app).status == 200
+    assert len(attempts) == 2 and not any(isinstance(op, Check) for op in attempts[1])
+    assert len(store.events()) == events_before + 1

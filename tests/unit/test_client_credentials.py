@@ -144,14 +144,17 @@ def test_one_oauth_token_generated_row_is_written_with_the_token(app, store):
     answer = call("token", CC, headers=app)
     assert answer.status == 200
     writes = store.writes[before:]
-    # the outbox row is the whole transaction, with the check that the app is still as authenticated
-    assert len(writes) == 1 and len(writes[0]) == 2
-    op, guard = writes[0]
+    assert len(writes) == 1 and len(writes[0]) == 1  # the app was read now: the outbox row is the write
+    [op] = writes[0]
+    assert isinstance(op, Put) and op.item[ENTITY] == OUTBOX_ENTITY
+    assert call("token", CC, headers=app).status == 200
+    # the app came from the instance's cache: the write checks that it is still the stored one
+    op, guard = store.writes[-1]
     assert isinstance(guard, Check) and (guard.pk, guard.sk) == ("CLIENT#app1", "CLIENT")
     assert isinstance(op, Put) and op.item[ENTITY] == OUTBOX_ENTITY
     assert op.item["topic"] == "oauthToken"
     assert op.item["partition_key"] == "app1"  # no user: keyed by the client id
-    [message] = store.events()
+    _first, message = store.events()
     assert message["name"] == "oauthTokenGenerated"
     assert message["clientId"] == "app1"
     assert message["userId"] == ""

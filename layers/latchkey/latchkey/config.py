@@ -182,6 +182,29 @@ class Settings:
     login_failure_window: int = Field(
         900, description="Seconds failed sign-ins are counted for (and a lockout lasts).", gt=0
     )
+    client_auth_max_failures: int = Field(
+        100, description="Failed client authentications (wrong secret, bad assertion) for one client id within "
+        "`CLIENT_AUTH_FAILURE_WINDOW` that lock it out of the token, revocation, introspection and device "
+        "endpoints; a locked client gets the same `invalid_client` as a wrong secret.", ge=1,
+    )
+    client_auth_max_address_failures: int = Field(
+        200, description="Failed client authentications (including unknown client ids) from one source address "
+        "within `CLIENT_AUTH_FAILURE_WINDOW` that lock it out of client authentication.", ge=1,
+    )
+    client_auth_failure_window: int = Field(
+        900, description="Seconds failed client authentications are counted for (and a lockout lasts).", gt=0
+    )
+    introspection_rate_limit: int = Field(
+        6000, description="Introspection calls one caller (client) may make per `INTROSPECTION_RATE_WINDOW` on "
+        "one function instance before `429` (0: no limit). API Gateway's route throttling caps the route.", ge=0,
+    )
+    introspection_address_rate_limit: int = Field(
+        6000, description="Introspection calls from one source address per `INTROSPECTION_RATE_WINDOW` on one "
+        "function instance before `429` (0: no limit).", ge=0,
+    )
+    introspection_rate_window: int = Field(
+        60, description="Seconds of the introspection rate limits' fixed window.", gt=0
+    )
 
     cli_client_id: str = Field(
         "latchkey-cli", description="The public app the command-line tools sign in with (Neosync's AuthService "

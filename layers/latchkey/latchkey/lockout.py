@@ -15,37 +15,19 @@ real; a successful sign-in clears its username's counter.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-
-from . import clock, services
-from .store import ENTITY, PK, SK, TTL_ATTRIBUTE, Delete, Put, Update
+from . import clock, ratelimit, services
+from .ratelimit import Counter, CounterKey
 
 MAX_DELAY = 60
+__all__ = ["Counter", "MAX_DELAY", "clear_user", "record_failure", "retry_after"]
 
 
-@dataclass(frozen=True, slots=True)
-class Counter:
-    key: str
-    failures: int
-    last_failure: int
-    window_ends: int
+def _user_key(username: str) -> CounterKey:
+    return CounterKey(f"LOGINFAIL#USER#{ratelimit.digest(username)}", "LOGINFAIL", "login_failures")
 
 
-def _user_key(username: str) -> str:
-    digest = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()
-    return f"LOGINFAIL#USER#{digest}"
-
-
-def _address_key(address: str) -> str:
-    return f"LOGINFAIL#ADDR#{address[:64]}"
-
-
-def _read(key: str, now: int) -> Counter | None:
-    item = services.item_store().get(key, "LOGINFAIL")
-    if item is None or int(item[TTL_ATTRIBUTE]) <= now:
-        return None
-    return Counter(key, int(item["failures"]), int(item["last_failure"]), int(item[TTL_ATTRIBUTE]))
+def _address_key(address: str) -> CounterKey:
+    return CounterKey(f"LOGINFAIL#ADDR#{address[:ratelimit.MAX_ADDRESS]}", "LOGINFAIL", "login_failures")
 
 
 def _wait(counter: Counter | None, limit: int, now: int, *, slow_down: bool) -> int:
@@ -53,8 +35,8 @@ def _wait(counter: Counter | None, limit: int, now: int, *, slow_down: bool) -> 
     settings = services.settings()
     if counter is None:
         return 0
-    if counter.failures >= limit:
-        return max(1, counter.window_ends - now)
+    if locked := ratelimit.locked_for(counter, limit, now):
+        return locked
     if slow_down and counter.failures >= settings.login_slowdown_after:
         delay = min(MAX_DELAY, 2 ** (counter.failures - settings.login_slowdown_after))
         return max(0, counter.last_failure + delay - now)
@@ -64,19 +46,16 @@ def _wait(counter: Counter | None, limit: int, now: int, *, slow_down: bool) -> 
 def retry_after(username: str, address: str) -> int:
     """0 when a sign-in attempt may proceed, else the seconds to wait."""
     settings, now = services.settings(), clock.now()
-    return max(_wait(_read(_user_key(username), now), settings.login_max_failures, now, slow_down=True),
-               _wait(_read(_address_key(address), now), settings.login_max_address_failures, now, slow_down=False))
+    user = _wait(ratelimit.read(_user_key(username), now), settings.login_max_failures, now, slow_down=True)
+    by_address = _wait(ratelimit.read(_address_key(address), now), settings.login_max_address_failures, now,
+                       slow_down=False)
+    return max(user, by_address)
 
 
 def record_failure(username: str, address: str) -> None:
-    settings, now = services.settings(), clock.now()
-    for key in (_user_key(username), _address_key(address)):
-        if _read(key, now) is None:  # first failure of a window (or a stale row DynamoDB has not yet removed)
-            services.item_store().write(Put({PK: key, SK: "LOGINFAIL", ENTITY: "login_failures", "failures": 1,
-                                             "last_failure": now, TTL_ATTRIBUTE: now + settings.login_failure_window}))
-        else:
-            services.item_store().write(Update(key, "LOGINFAIL", set={"last_failure": now}, add={"failures": 1}))
+    ratelimit.record((_user_key(username), _address_key(address)), window=services.settings().login_failure_window,
+                     now=clock.now())
 
 
 def clear_user(username: str) -> None:
-    services.item_store().write(Delete(_user_key(username), "LOGINFAIL"))
+    ratelimit.clear(_user_key(username))

@@ -17,6 +17,11 @@
   ``client_id``, ``sub`` (the user), ``exp`` (when it stops being redeemable) and ``iat``, to the client
   it was issued to only: §2.2 lets the server answer ``active: false`` to a caller not allowed to know
   about the token, and refresh tokens concern no resource server.
+- Rate limits (issue 9, docs/security.md): calls are counted per source address (before anything is
+  read) and per authenticated caller in this function instance's memory (``INTROSPECTION_*``), so the
+  warm path keeps its single DynamoDB round trip; over a limit the answer is ``429`` with
+  ``Retry-After`` and ``{"error": "temporarily_unavailable"}``. Failed client authentication is counted
+  in the table by :mod:`latchkey.rfc6749.client_auth` (its counter rows join the read ahead).
 """
 
 from __future__ import annotations
@@ -24,18 +29,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import clock, refresh_tokens, rfc8414, rfc9068, services, user_tokens
+from . import clock, context, refresh_tokens, rfc8414, rfc9068, services, user_tokens
 from .bearer import token_from_header
 from .clients import client_key
 from .config import Settings
 from .crypto.jws import TokenInvalid
-from .errors import InvalidClient, InvalidRequest, InvalidToken, LatchkeyError
+from .errors import InvalidClient, InvalidRequest, InvalidToken, LatchkeyError, TooManyRequests
+from .ratelimit import WindowLimiter
 from .rfc6749 import client_auth
 
 INTROSPECT_PATH = "/api/oauth/introspect"
 PARAMETERS = frozenset({"token", "token_type_hint"})
 INACTIVE: dict[str, Any] = {"active": False}
 CLAIMS = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti")
+
+
+class RateLimited(TooManyRequests):
+    """429 with ``Retry-After``, in RFC 6749's error shape: ``temporarily_unavailable`` (§4.1.2.1) is the
+    registered code a generic client understands as "retry later"; RFC 8628's ``slow_down`` means "poll
+    5 s slower" and belongs to the device grant."""
+
+    error, default_description = "temporarily_unavailable", "Too many introspection requests; retry later."
+
+
+def _limiter(name: str, limit: int) -> WindowLimiter:
+    window = services.settings().introspection_rate_window
+    return services.cached(f"introspection_limiter_{name}", lambda: WindowLimiter(limit, window))
+
+
+def _within_limit(name: str, limit: int, key: str) -> None:
+    if wait := _limiter(name, limit).hit(key, clock.now()):
+        raise RateLimited(wait, detail=f"introspection rate limit ({name}) reached for {key[:100]!r}")
 
 
 def _is_bearer(authorization: str | None) -> bool:
@@ -72,8 +96,11 @@ def active_claims(token: str, *, now: int | None = None) -> dict[str, Any] | Non
 
 def introspect(params: Mapping[str, str], authorization: str | None) -> dict[str, Any]:
     """The §2.2 introspection response for the authenticated caller's request."""
+    settings = services.settings()
+    _within_limit("address", settings.introspection_address_rate_limit, context.source_ip.get())
     _read_ahead(params, authorization)
     caller = authorize_caller(params, authorization)
+    _within_limit("caller", settings.introspection_rate_limit, caller)
     token = params.get("token")
     if token is None:
         raise InvalidRequest("The token parameter is required.")
@@ -98,6 +125,7 @@ def _read_ahead(params: Mapping[str, str], authorization: str | None) -> None:
             caller = None  # authorize_caller raises the right error
         if caller is not None and 0 < len(caller) <= client_auth.MAX_ID_LENGTH:
             keys.append(client_key(caller))
+            keys += [counter.key for counter in client_auth.failure_keys(caller)]  # read before the secret
     token = params.get("token") or ""
     if refresh_tokens.looks_like(token):
         if caller is not None:

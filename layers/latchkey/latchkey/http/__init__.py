@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import context, snapstart
-from ..errors import LatchkeyError, NotFound, ServerError
+from ..errors import LatchkeyError, NotFound, ServerError, TemporarilyUnavailable
 from ..observability import logger, metrics
+from ..store import WriteConflict
 from ..store.readahead import request_scope
 from .render import Protocol, render_error
 from .router import Response, Router
@@ -46,6 +47,13 @@ def create_app(protocol: Protocol) -> Router:
         elif exc.detail:
             logger.info("request refused", extra={"error": exc.error, "detail": exc.detail})
         return render_error(protocol, exc, context.request_id.get())
+
+    @app.exception_handler(WriteConflict)
+    def _conflict(exc: WriteConflict) -> Response:
+        # a transaction that lost to a concurrent one on the same item, past whatever retries the domain
+        # code makes: nothing was written, the client may simply try again
+        logger.warning("write conflict not retried", extra={"detail": str(exc)[:200]})
+        return render_error(protocol, TemporarilyUnavailable(headers={"Retry-After": "1"}), context.request_id.get())
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -89,6 +97,8 @@ def lambda_handler(app: Router) -> Callable[[dict[str, Any], Any], dict[str, Any
         request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
         request_token = context.request_id.set(request_id)
         trace_token = context.trace_id.set(_trace_id(headers))
+        source_token = context.source_ip.set(
+            str(((event.get("requestContext") or {}).get("http") or {}).get("sourceIp") or ""))
         try:
             logger.append_keys(request_id=request_id, trace_id=context.trace_id.get())
             with request_scope():  # reads ahead (latchkey.store.readahead) live for this request only
@@ -96,6 +106,7 @@ def lambda_handler(app: Router) -> Callable[[dict[str, Any], Any], dict[str, Any
         finally:
             context.request_id.reset(request_token)
             context.trace_id.reset(trace_token)
+            context.source_ip.reset(source_token)
         result.setdefault("headers", {})["X-Request-Id"] = request_id
         status = int(result.get("statusCode", 500))
         metrics.add_metric(name=f"Http{status // 100}xx", unit="Count", value=1)

@@ -18,6 +18,16 @@ Methods (the names of the IANA "OAuth Token Endpoint Authentication Methods" reg
 ``401 invalid_client`` (§5.2), with ``WWW-Authenticate: Basic`` when the client tried Basic; the public
 description never says which check failed (the log does). Secrets are compared as keyed hashes in
 constant time, and an unknown client costs the same hash as a known one.
+
+Brute force (issue 9, docs/security.md): a request that presents a secret or an assertion and fails is
+counted per client id and per source address (:mod:`latchkey.ratelimit`, ``CLIENT_AUTH_*``). While
+either counter is at its limit, such a request is refused *without checking the secret*, with the very
+same ``invalid_client`` a wrong secret gets (the same hash work and the same counting write, so neither
+the answer nor its cost tells a locked client from a wrong secret). The success path reads no counter of
+its own and writes none: when the client record is read from the table, the counter rows come in the
+same ``BatchGetItem``; when it comes from the instance's client cache (the warm token endpoint), the
+lock is known from this instance's memory, which every failure refreshes from the table. A public
+client's bare ``client_id`` guesses nothing and is neither counted nor locked.
 """
 
 from __future__ import annotations
@@ -32,11 +42,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from .. import clock, services
+from .. import clock, context, ratelimit, services
 from ..clients import Client, client_key
 from ..crypto.secrets import keyed_hash, verify_keyed_hash
 from ..errors import InvalidClient, InvalidRequest
 from ..observability import logger
+from ..ratelimit import CounterKey
 from ..store import ENTITY, PK, SK, TTL_ATTRIBUTE, Compare, ConditionFailed, NotExists, Put, any_of
 from . import TOKEN_PATH
 
@@ -139,26 +150,46 @@ def _problem(client: Client | None, found: Credentials) -> str | None:
     return None
 
 
-def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoint: str = TOKEN_PATH,
-                 cached: bool = False) -> Client:
+def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoint: str = TOKEN_PATH) -> Client:
     """The client the request authenticates as, by the method it registered; else ``invalid_client``.
 
     ``endpoint`` is the path being called: a ``private_key_jwt`` assertion may name its URL as ``aud``.
-    ``cached``: the record may come from :func:`latchkey.services.client_cache` (the token endpoint,
-    which guards its write with :meth:`~latchkey.clients.ClientCache.guard`); a refusal based on a
-    cached record is decided again on a fresh read.
     """
+    return _authenticate(params, authorization, endpoint=endpoint, cached=False)[0]
+
+
+def authenticate_cached(params: Mapping[str, str], authorization: str | None, *,
+                        endpoint: str = TOKEN_PATH) -> tuple[Client, bool]:
+    """As :func:`authenticate`, but the record may come from :func:`latchkey.services.client_cache`:
+    (the client, whether it did). The token endpoint guards the write of a request authenticated on a
+    cached record with :meth:`~latchkey.clients.ClientCache.guard`; a refusal based on a cached record
+    is decided again on a fresh read."""
+    return _authenticate(params, authorization, endpoint=endpoint, cached=True)
+
+
+def _authenticate(params: Mapping[str, str], authorization: str | None, *, endpoint: str,
+                  cached: bool) -> tuple[Client, bool]:
     found = credentials(params, authorization)
     headers = BASIC_CHALLENGE if found.method == "client_secret_basic" else {}
 
     def refuse(detail: str) -> InvalidClient:
         return InvalidClient(headers=headers, detail=f"client {found.client_id[:MAX_ID_LENGTH]!r}: {detail}")
 
+    guessing = found.secret is not None or found.assertion is not None  # a credential that can be guessed
+    counters = failure_keys(found.client_id) if guessing else ()
     from_cache = cached and found.method != "private_key_jwt" and len(found.client_id) <= MAX_ID_LENGTH
-    if len(found.client_id) <= MAX_ID_LENGTH and found.secret is not None and not (
+    prefetched = False
+    if len(found.client_id) <= MAX_ID_LENGTH and guessing and not (
             from_cache and services.client_cache().holds(found.client_id)):
-        # a cold instance reads the client and the secret hashing key in one round trip
-        services.prefetch([client_key(found.client_id), *services.pending_secret_hash_key()])
+        # a cold instance reads the client, the secret hashing key and the failure counters in one round trip
+        services.prefetch([client_key(found.client_id), *services.pending_secret_hash_key(),
+                           *(counter.key for counter in counters)])
+        prefetched = True
+    if counters and (locked := _locked(counters, read_table=prefetched)):
+        if found.secret is not None:
+            keyed_hash(services.secret_hash_key(), found.secret)  # the work of a comparison, nothing compared
+        _count_failure(counters)
+        raise refuse(f"locked out for {locked} s after too many failed authentications")
     if from_cache:
         client, hit = services.client_cache().get(found.client_id)
     else:
@@ -166,9 +197,10 @@ def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoi
             else None, False
     problem = _problem(client, found)
     if problem and hit:
-        client = services.client_cache().fresh(found.client_id)
+        client, hit = services.client_cache().fresh(found.client_id), False
         problem = _problem(client, found)
     if problem:
+        _count_failure(counters)
         raise refuse(problem)
     assert client is not None
     if found.method == "private_key_jwt":
@@ -177,8 +209,67 @@ def authenticate(params: Mapping[str, str], authorization: str | None, *, endpoi
         problem = verify_assertion(client, found.assertion,
                                    audiences={issuer, issuer + TOKEN_PATH, issuer + endpoint})
         if problem:
+            _count_failure(counters)
             raise refuse(problem)
-    return client
+    return client, hit
+
+
+# --- brute force: failures per client id and per source address ----------------------------------
+MAX_REMEMBERED_LOCKS = 4096
+ENTITY_NAME = "client_auth_failures"
+
+
+def failure_keys(client_id: str, address: str | None = None) -> tuple[CounterKey, CounterKey]:
+    """The failure counters a request for ``client_id`` from ``address`` (default: this request's) counts on."""
+    source = context.source_ip.get() if address is None else address
+    return (CounterKey(f"CLIENTAUTHFAIL#CLIENT#{ratelimit.digest(client_id)}", "CLIENTAUTHFAIL", ENTITY_NAME),
+            CounterKey(f"CLIENTAUTHFAIL#ADDR#{ratelimit.address_part(source)}", "CLIENTAUTHFAIL", ENTITY_NAME))
+
+
+def _limits() -> tuple[int, int]:
+    settings = services.settings()
+    return settings.client_auth_max_failures, settings.client_auth_max_address_failures
+
+
+def _remembered() -> dict[str, int]:
+    """Locks this instance has seen: counter key -> the end of its window (cleared with the services)."""
+    return services.cached("client_auth_locks", dict)
+
+
+def _remember(pk: str, until: int, now: int) -> None:
+    locks = _remembered()
+    if until > now:
+        locks[pk] = until
+        if len(locks) > MAX_REMEMBERED_LOCKS:
+            for stale in [key for key, end in locks.items() if end <= now] or [next(iter(locks))]:
+                locks.pop(stale, None)
+    else:
+        locks.pop(pk, None)
+
+
+def _locked(counters: tuple[CounterKey, ...], *, read_table: bool) -> int:
+    """Seconds until the client id and the address may authenticate again (0: now). ``read_table``: the
+    counter rows are in this request's read ahead; else only this instance's memory of locks is used."""
+    now, locks = clock.now(), _remembered()
+    wait = 0
+    for counter_key, limit in zip(counters, _limits(), strict=True):
+        if read_table:
+            locked = ratelimit.locked_for(ratelimit.read(counter_key, now), limit, now)
+            _remember(counter_key.pk, now + locked if locked else 0, now)
+        else:
+            locked = max(0, locks.get(counter_key.pk, 0) - now)
+        wait = max(wait, locked)
+    return wait
+
+
+def _count_failure(counters: tuple[CounterKey, ...]) -> None:
+    if not counters:
+        return
+    now = clock.now()
+    after = ratelimit.record(counters, window=services.settings().client_auth_failure_window, now=now)
+    for counter_key, limit in zip(counters, _limits(), strict=True):
+        counter = after[counter_key]
+        _remember(counter_key.pk, counter.window_ends if counter.failures >= limit else 0, now)
 
 
 # --- private_key_jwt (RFC 7523) -------------------------------------------------------------------
@@ -298,7 +389,10 @@ def fetch_jwks(uri: str, *, refresh: bool = False) -> dict[str, Any]:
         body = response.read(JWKS_URI_MAX_BYTES + 1)
     if len(body) > JWKS_URI_MAX_BYTES:
         raise ValueError("the JWK Set is too large")
-    document = json.loads(body)
+    try:
+        document = json.loads(body)
+    except RecursionError as exc:
+        raise ValueError("the JWK Set is nested too deeply") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWK Set")
     with _jwks_lock:

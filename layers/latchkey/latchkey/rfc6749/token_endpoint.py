@@ -25,7 +25,7 @@ from .. import rfc8414, services
 from ..clients import Client, ClientCache
 from ..config import Settings
 from ..errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from ..store import ConditionFailed
+from ..store import ConditionFailed, WriteConflict
 from . import TOKEN_PATH, client_auth, grants
 
 grants.declare("authorization_code", "latchkey.rfc6749.authorization_code")
@@ -46,8 +46,10 @@ def grant(params: Mapping[str, str], authorization: str | None) -> tuple[Client,
     try:
         return _grant(params, authorization, cached=True)
     except _ClientChanged as changed:
-        # the app was changed (secret rotated, deleted, updated) since the record the request used was
-        # cached, by another instance: decide again on a fresh read
+        # The app was changed (secret rotated, deleted, updated) since the record the request used was
+        # cached, by another instance; or the guard collided with another transaction on the client
+        # item (DynamoDB cancels concurrent transactions that include the same item, even as a
+        # condition check): decide again on a fresh read, which needs no guard.
         services.client_cache().invalidate(changed.client_id)
     return _grant(params, authorization, cached=False)
 
@@ -59,7 +61,10 @@ class _ClientChanged(Exception):
 
 
 def _grant(params: Mapping[str, str], authorization: str | None, *, cached: bool) -> tuple[Client, dict[str, Any]]:
-    client = client_auth.authenticate(params, authorization, endpoint=TOKEN_PATH, cached=cached)
+    if cached:
+        client, hit = client_auth.authenticate_cached(params, authorization, endpoint=TOKEN_PATH)
+    else:
+        client, hit = client_auth.authenticate(params, authorization, endpoint=TOKEN_PATH), False
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequest("The grant_type parameter is required.")
@@ -69,12 +74,18 @@ def _grant(params: Mapping[str, str], authorization: str | None, *, cached: bool
     if grant_type not in client.grant_types or (client.public and not found.public_clients):
         raise UnauthorizedClient(detail=f"client {client.client_id} is not registered for {grant_type}")
     accepted = {name: value for name, value in params.items() if name in found.parameters}
+    # a record read from the table now is authoritative; one from the cache must still be the stored one
+    # when the tokens are written
     request = grants.TokenRequest(client=client, params=accepted, settings=services.settings(),
-                                  guard=(ClientCache.guard(client),))
+                                  guard=(ClientCache.guard(client),) if hit else ())
     try:
         return client, found.handler(request).body()
     except ConditionFailed:
-        if cached and services.client_store().get(client.client_id) != client:  # a fresh read
+        if hit and services.client_store().get(client.client_id) != client:  # a fresh read
+            raise _ClientChanged(client.client_id) from None
+        raise
+    except WriteConflict:
+        if hit:
             raise _ClientChanged(client.client_id) from None
         raise
 
