@@ -196,3 +196,15 @@ def test_a_missing_required_claim_and_a_foreign_audience(es256):
         jws.verify(token, ring, issuer=ISS, audience="api")
     with pytest.raises(jws.TokenInvalid, match="audience"):
         jws.verify(jws.sign(_claims(aud=5), key=private, kid=kid, alg="ES256"), ring, issuer=ISS, audience="api")
+
+
+def test_a_deeply_nested_header_or_payload_is_token_invalid_not_a_crash(es256):
+    from latchkey.crypto.b64 import b64url_encode
+    from latchkey.user_tokens import peek_claims
+
+    deep = b64url_encode(b"[" * 5000 + b"]" * 5000)  # within MAX_TOKEN_LENGTH, past json's recursion limit
+    good = jws.sign(_claims(), key=es256[0], kid=es256[2], alg="ES256").split(".")
+    for token in (f"{deep}.{good[1]}.{good[2]}", f"{good[0]}.{deep}.{good[2]}"):
+        with pytest.raises(jws.TokenInvalid):
+            jws.verify(token, es256[1], issuer=ISS)
+    assert peek_claims(f"{good[0]}.{deep}.{good[2]}") == {}

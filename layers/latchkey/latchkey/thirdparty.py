@@ -149,7 +149,7 @@ def _request(url: str, *, data: Mapping[str, str] | None = None,
         raise UpstreamError(detail=f"{url[:200]}: response too large")
     try:
         document = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UpstreamError(detail=f"{url[:200]}: {status} answer is not JSON") from exc
     if not isinstance(document, dict):
         raise UpstreamError(detail=f"{url[:200]}: {status} answer is not a JSON object")

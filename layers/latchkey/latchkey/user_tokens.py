@@ -129,7 +129,7 @@ def peek_claims(token: str) -> dict[str, Any]:
         return {}
     try:
         payload = json.loads(b64url_decode(parts[1]))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     return payload if isinstance(payload, dict) else {}
 

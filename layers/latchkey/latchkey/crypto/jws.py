@@ -62,7 +62,7 @@ def sign(claims: Mapping[str, Any], *, key: PrivateKey, kid: str, alg: str, typ:
 def _decode_part(part: str, what: str) -> Any:
     try:
         return json.loads(b64url_decode(part))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
         raise TokenInvalid(f"malformed {what}") from exc
 
 

@@ -60,7 +60,7 @@ def json_object(app: Router, *, error: type[LatchkeyError] = InvalidRequest) -> 
         raise error("The request must be application/json.")
     try:
         data = json.loads(raw_body(app))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays
         raise error("The request body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise error("The request body must be a JSON object.")
