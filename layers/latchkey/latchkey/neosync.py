@@ -135,7 +135,7 @@ def _decode(data: bytes) -> dict[str, Any]:
         return {}  # an empty message (every field at its default)
     try:
         message = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise InvalidRequest("The message is not valid JSON.") from exc
     if not isinstance(message, dict):
         raise InvalidRequest("The message must be a JSON object.")
