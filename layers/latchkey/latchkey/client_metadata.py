@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import LatchkeyError
 from .loopback import MAX_URL, check_web_url, is_loopback
+from .validation import first_error
 
 MAX_NAME = 255
 MAX_REDIRECT_URIS = 20
@@ -195,9 +196,4 @@ def parse_metadata(data: Any) -> ClientMetadata:
     try:
         return ClientMetadata.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        raise InvalidClientMetadata(f"{where}: {message}"[:300]) from exc
+        raise InvalidClientMetadata(first_error(exc)) from exc

@@ -54,6 +54,7 @@ from . import clock, services
 from .errors import Conflict, InvalidRequest, NotFound
 from .platforms import PLATFORM_ID, Platform, secret_context
 from .store import ConditionFailed, Exists, NotExists, Put
+from .validation import first_error
 
 if TYPE_CHECKING:  # pydantic: imported by the PUT route only
     from .platform_config import PlatformConfig
@@ -84,13 +85,7 @@ def parse(data: Any) -> PlatformConfig:
     try:
         return PlatformConfig.model_validate_json(json.dumps(data))
     except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        text = message if message.startswith(f"{where} ") else f"{where}: {message}"
-        raise InvalidRequest(text[:300]) from None  # the chained error would carry the input values
+        raise InvalidRequest(first_error(exc, terse=True)) from None  # the chained error would carry the input values
 
 
 # --- rendering --------------------------------------------------------------------------------------

@@ -72,10 +72,7 @@ class Platform(Record):
     created_at: int = -1  # required: -1 means "not given"
     updated_at: int = -1
 
-    def __post_init__(self) -> None:
-        if self.created_at == -1 or self.updated_at == -1:
-            raise TypeError("Platform needs created_at and updated_at")
-        super().__post_init__()
+    REQUIRED = ("created_at", "updated_at")
 
     def secret(self, envelope: Envelope) -> str | None:
         """The upstream client secret, unsealed (only when calling the upstream token endpoint)."""

@@ -65,7 +65,13 @@ class Record:
 
     model_fields = _FieldNames()
 
+    # fields that must be given although a default (-1) keeps them after fields with defaults
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+
     def __post_init__(self) -> None:
+        missing = [name for name in self.REQUIRED if getattr(self, name) == -1]
+        if missing:
+            raise TypeError(f"{type(self).__name__} needs {', '.join(missing)}")
         for name, convert in _converters(type(self)).items():
             value = getattr(self, name)
             if value is not None:

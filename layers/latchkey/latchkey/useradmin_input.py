@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from .errors import InvalidRequest
 from .loopback import check_web_url
 from .useradmin import _EMAIL, _USERNAME, MAX_EMAIL, MAX_NAME, MAX_PASSWORD, MIN_PASSWORD
+from .validation import first_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,9 +79,4 @@ def parse(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        raise InvalidRequest(f"{where}: {message}"[:300]) from exc
+        raise InvalidRequest(first_error(exc)) from exc

@@ -64,10 +64,7 @@ class User(Record):
     created_at: int = -1  # required: -1 means "not given"
     updated_at: int = -1
 
-    def __post_init__(self) -> None:
-        if self.created_at == -1 or self.updated_at == -1:
-            raise TypeError("User needs created_at and updated_at")
-        super().__post_init__()
+    REQUIRED = ("created_at", "updated_at")
 
     @property
     def active(self) -> bool:
