@@ -262,3 +262,27 @@ def test_the_http_api_throttles_every_route_and_the_credential_routes_tighter():
         assert 0 < routes[key]["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"], key
     assert routes["POST /api/oauth/login"]["ThrottlingRateLimit"] < routes["POST /api/oauth/token"][
         "ThrottlingRateLimit"]
+
+
+def test_two_first_failures_at_once_both_count(monkeypatch):
+    """The first failure of a window is a conditional Put: when another request started the window
+    between our read and our write, ours is counted on it instead of replacing it."""
+    from latchkey import ratelimit
+    from latchkey.store import Put
+
+    for _ in s.memory_services(monkeypatch):
+        key = ratelimit.CounterKey("RACE#k", "CNT", "test_counter")
+        real_read, raced = ratelimit.read, []
+
+        def read(counter_key, now):
+            found = real_read(counter_key, now)
+            if not raced:  # another request's first failure lands between our read and our write
+                raced.append(1)
+                services.item_store().write(Put({"pk": "RACE#k", "sk": "CNT", "entity": "test_counter",
+                                                 "failures": 1, "last_failure": now, "expires_at": now + 60}))
+            return found
+
+        monkeypatch.setattr(ratelimit, "read", read)
+        after = ratelimit.record([key], window=60, now=1_000_000)
+        assert after[key].failures == 2
+        assert services.item_store().get("RACE#k", "CNT")["failures"] == 2

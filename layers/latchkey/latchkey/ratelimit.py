@@ -28,7 +28,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import services
-from .store import ENTITY, PK, SK, TTL_ATTRIBUTE, Delete, Operation, Put, Update
+from .store import (
+    ENTITY,
+    PK,
+    SK,
+    TTL_ATTRIBUTE,
+    Compare,
+    ConditionFailed,
+    Delete,
+    NotExists,
+    Operation,
+    Put,
+    Update,
+    WriteConflict,
+    any_of,
+)
+
+RECORD_ATTEMPTS = 3
 
 MAX_ADDRESS = 64  # characters of a source address kept in a key (an IPv6 address has at most 45)
 
@@ -81,23 +97,33 @@ def locked_for(counter: Counter | None, limit: int, now: int) -> int:
 def failure_operation(key: CounterKey, counter: Counter | None, *, window: int, now: int) -> Operation:
     """The write that counts one more failure on ``key`` (``counter``: its current state, from :func:`read`)."""
     if counter is None:  # the first failure of a window (or a stale row DynamoDB has not yet removed)
+        # conditional: two first failures at once must not both start the window (one would be lost)
         return Put({PK: key.pk, SK: key.sk, ENTITY: key.entity, "failures": 1, "last_failure": now,
-                    TTL_ATTRIBUTE: now + window})
+                    TTL_ATTRIBUTE: now + window}, condition=any_of(NotExists(), Compare(TTL_ATTRIBUTE, "<=", now)))
     return Update(key.pk, key.sk, set={"last_failure": now}, add={"failures": 1})
 
 
 def record(keys: Iterable[CounterKey], *, window: int, now: int) -> dict[CounterKey, Counter]:
-    """Count one failure on each key, in one write; returns each key's counter after it."""
-    operations: list[Operation] = []
-    after: dict[CounterKey, Counter] = {}
-    for key in dict.fromkeys(keys):
-        counter = read(key, now)
-        operations.append(failure_operation(key, counter, window=window, now=now))
-        after[key] = Counter(key.pk, 1, now, now + window) if counter is None else \
-            Counter(key.pk, counter.failures + 1, now, counter.window_ends)
-    if operations:
-        services.item_store().write(*operations)
-    return after
+    """Count one failure on each key, in one write; returns each key's counter after it. A window another
+    request started meanwhile is read again and counted on (a few attempts)."""
+    unique = list(dict.fromkeys(keys))
+    for attempt in range(RECORD_ATTEMPTS):
+        operations: list[Operation] = []
+        after: dict[CounterKey, Counter] = {}
+        for key in unique:
+            counter = read(key, now)
+            operations.append(failure_operation(key, counter, window=window, now=now))
+            after[key] = Counter(key.pk, 1, now, now + window) if counter is None else \
+                Counter(key.pk, counter.failures + 1, now, counter.window_ends)
+        if not operations:
+            return after
+        try:
+            services.item_store().write(*operations)
+            return after
+        except (ConditionFailed, WriteConflict):
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+    return {}
 
 
 def clear(key: CounterKey) -> None:
